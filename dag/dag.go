@@ -1,0 +1,510 @@
+package dag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+)
+
+// blockNode is a block in the in-memory index. Fields are written once, when
+// the node is added under the write lock, except children (appended under the
+// write lock).
+type blockNode struct {
+	hash           Hash
+	parents        []*blockNode
+	children       []*blockNode
+	selectedParent *blockNode
+	height         int64
+	timestamp      int64
+	bits           uint32
+	chainWork      *big.Int // own work plus the selected parent's chain work
+}
+
+// DAG is the block DAG: an in-memory index of every block over a datastore
+// that holds the blocks. Reads are concurrent under a RWMutex; writes
+// (ProcessBlock, ProcessBlocks) are serialised by it, and in the node the sync
+// manager is their only caller.
+type DAG struct {
+	params *Params
+	store  ds.Batching
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu        sync.RWMutex
+	index     map[Hash]*blockNode
+	byHeight  [][]*blockNode
+	tips      map[Hash]*blockNode
+	totalWork *big.Int
+	failed    error // a storage failure; every later write returns it
+
+	version atomic.Uint64
+}
+
+// Option tunes a DAG.
+type Option func(*DAG)
+
+// WithClock sets the clock used for the future-timestamp rule. Default: time.Now.
+func WithClock(now func() time.Time) Option { return func(d *DAG) { d.now = now } }
+
+// WithLogger sets the logger. Default: slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(d *DAG) { d.log = l } }
+
+// Open loads the DAG of network p from store, writing the genesis block into an
+// empty store. It refuses a store holding another network's DAG, and one whose
+// index is inconsistent (a parent missing, a wrong height, wrong tips).
+func Open(ctx context.Context, store ds.Batching, p *Params, opts ...Option) (*DAG, error) {
+	d := &DAG{
+		params:    p,
+		store:     store,
+		log:       slog.Default(),
+		now:       time.Now,
+		index:     make(map[Hash]*blockNode),
+		tips:      make(map[Hash]*blockNode),
+		totalWork: new(big.Int),
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	g, err := store.Get(ctx, ds.RawKey(keyGenesis))
+	switch {
+	case errors.Is(err, ds.ErrNotFound):
+		if err := d.writeGenesis(ctx); err != nil {
+			return nil, fmt.Errorf("dag: writing genesis: %w", err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("dag: reading store: %w", err)
+	case Hash(g) != p.GenesisHash || len(g) != HashSize:
+		return nil, fmt.Errorf("dag: the store holds another network's DAG (genesis %x, %s genesis is %s)", g, p.Name, p.GenesisHash)
+	}
+	if err := d.load(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *DAG) writeGenesis(ctx context.Context) error {
+	g := d.params.GenesisBlock
+	n := &blockNode{hash: d.params.GenesisHash, timestamp: g.Header.Timestamp, bits: g.Header.Bits, chainWork: Work(g.Header.Bits)}
+	if err := writeBlock(ctx, d.store, g.Encode(), n, g.Header.AppendEncode(nil), nil); err != nil {
+		return err
+	}
+	if err := d.store.Put(ctx, ds.RawKey(keyGenesis), n.hash[:]); err != nil {
+		return err
+	}
+	return d.store.Sync(ctx, ds.RawKey("/dag"))
+}
+
+// load rebuilds the index from the height entries, which come in height order
+// so every parent is indexed before its children.
+func (d *DAG) load(ctx context.Context) error {
+	err := queryKeys(ctx, d.store, prefixHeight, false, func(key string, value []byte) error {
+		height, hash, err := parseHeightKey(key)
+		if err != nil {
+			return err
+		}
+		h, err := DecodeHeader(value)
+		if err != nil {
+			return fmt.Errorf("block %s: %w", hash, err)
+		}
+		parents := make([]*blockNode, len(h.Parents))
+		for i, ph := range h.Parents {
+			if parents[i] = d.index[ph]; parents[i] == nil {
+				return fmt.Errorf("block %s: parent %s is not stored", hash, ph)
+			}
+		}
+		if len(parents) == 0 && hash != d.params.GenesisHash {
+			return fmt.Errorf("block %s has no parents and is not the genesis", hash)
+		}
+		n := d.newNode(hash, &h, parents)
+		if n.height != height {
+			return fmt.Errorf("block %s stored at height %d, its parents put it at %d", hash, height, n.height)
+		}
+		d.addNode(n)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("dag: store inconsistent: %w", err)
+	}
+	if d.index[d.params.GenesisHash] == nil {
+		return errors.New("dag: store inconsistent: genesis block missing")
+	}
+	stored := make(map[Hash]bool)
+	err = queryKeys(ctx, d.store, prefixTip, true, func(key string, _ []byte) error {
+		h, err := parseHashKey(key, prefixTip)
+		stored[h] = true
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("dag: reading tips: %w", err)
+	}
+	if len(stored) != len(d.tips) {
+		return fmt.Errorf("dag: store inconsistent: %d tips stored, %d blocks have no children", len(stored), len(d.tips))
+	}
+	for h := range d.tips {
+		if !stored[h] {
+			return fmt.Errorf("dag: store inconsistent: block %s has no children but is not a stored tip", h)
+		}
+	}
+	d.log.Info("dag loaded", "network", d.params.Name, "blocks", len(d.index), "height", len(d.byHeight)-1, "tips", len(d.tips))
+	return nil
+}
+
+// newNode builds an index node for a header whose parents are indexed.
+func (d *DAG) newNode(hash Hash, h *Header, parents []*blockNode) *blockNode {
+	n := &blockNode{hash: hash, parents: parents, timestamp: h.Timestamp, bits: h.Bits}
+	work := Work(h.Bits)
+	if len(parents) > 0 {
+		n.selectedParent = selectParent(parents)
+		n.height = maxHeight(parents) + 1
+		work.Add(work, n.selectedParent.chainWork)
+	}
+	n.chainWork = work
+	return n
+}
+
+// addNode links n into the index. Called with the write lock held (or before
+// the DAG is shared).
+func (d *DAG) addNode(n *blockNode) {
+	d.index[n.hash] = n
+	for int64(len(d.byHeight)) <= n.height {
+		d.byHeight = append(d.byHeight, nil)
+	}
+	d.byHeight[n.height] = append(d.byHeight[n.height], n)
+	for _, p := range n.parents {
+		p.children = append(p.children, n)
+		delete(d.tips, p.hash)
+	}
+	d.tips[n.hash] = n
+	d.totalWork.Add(d.totalWork, Work(n.bits))
+	d.version.Add(1)
+}
+
+// ProcessBlock validates a block and, if it is valid and new, adds it to the
+// DAG. A nil error means the block is accepted and on disk: it survives a
+// crash. Otherwise the error is a *RuleError (invalid block), a
+// *MissingParentsError (an orphan: fetch its parents), ErrDuplicateBlock, or a
+// storage error.
+func (d *DAG) ProcessBlock(ctx context.Context, b *Block) error {
+	return d.ProcessBlocks(ctx, []*Block{b})[0]
+}
+
+// ProcessBlocks processes blocks in order, as ProcessBlock does, and waits for
+// the disk once for all of them; a block may name an earlier one as parent.
+// errs[i] is the outcome for blocks[i].
+func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) (errs []error) {
+	errs = make([]error, len(blocks))
+	hashes := make([]Hash, len(blocks))
+	now := d.now()
+	for i, b := range blocks {
+		hashes[i], errs[i] = CheckSanity(b, d.params, now)
+	}
+
+	d.mu.Lock()
+	accepted := 0
+	for i, b := range blocks {
+		if errs[i] != nil {
+			continue
+		}
+		if errs[i] = d.connect(ctx, hashes[i], b); errs[i] == nil {
+			accepted++
+		}
+	}
+	d.mu.Unlock()
+
+	if accepted == 0 {
+		return errs
+	}
+	// Wait for the disk outside the lock: readers and the miner see the new
+	// blocks meanwhile, but nobody is told they are accepted before they are
+	// durable. The WAL is ordered, so no block can be durable without its
+	// parents.
+	if err := d.store.Sync(ctx, ds.RawKey("/dag")); err != nil {
+		d.mu.Lock()
+		failed := d.fail(err)
+		d.mu.Unlock()
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = failed
+			}
+		}
+	}
+	return errs
+}
+
+// connect runs the contextual checks and stores the block. Called with the
+// write lock held.
+func (d *DAG) connect(ctx context.Context, hash Hash, b *Block) error {
+	if d.failed != nil {
+		return d.failed
+	}
+	if d.index[hash] != nil {
+		return ErrDuplicateBlock
+	}
+	parents := make([]*blockNode, len(b.Header.Parents))
+	var missing []Hash
+	for i, ph := range b.Header.Parents {
+		if parents[i] = d.index[ph]; parents[i] == nil {
+			missing = append(missing, ph)
+		}
+	}
+	if missing != nil {
+		return &MissingParentsError{Block: hash, Missing: missing}
+	}
+	if err := d.checkContext(&b.Header, parents); err != nil {
+		return err
+	}
+	n := d.newNode(hash, &b.Header, parents)
+	var formerTips []Hash
+	for _, p := range parents {
+		if _, ok := d.tips[p.hash]; ok {
+			formerTips = append(formerTips, p.hash)
+		}
+	}
+	raw := b.Encode()
+	if err := writeBlock(ctx, d.store, raw, n, raw[:b.Header.EncodedSize()], formerTips); err != nil {
+		return d.fail(err)
+	}
+	d.addNode(n)
+	return nil
+}
+
+// fail records a storage failure and returns it: the store may now lag the
+// index, so the DAG refuses further writes. Called with the write lock held.
+func (d *DAG) fail(err error) error {
+	if d.failed == nil {
+		d.failed = fmt.Errorf("dag: storage failed, restart the node: %w", err)
+		d.log.Error("dag storage failed", "err", err)
+	}
+	return d.failed
+}
+
+// Params returns the network parameters.
+func (d *DAG) Params() *Params { return d.params }
+
+// Version changes every time a block is added; the miner compares it to notice
+// new tips without taking the lock.
+func (d *DAG) Version() uint64 { return d.version.Load() }
+
+// Count returns the number of blocks, genesis included.
+func (d *DAG) Count() int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return len(d.index)
+}
+
+// MaxHeight returns the greatest block height.
+func (d *DAG) MaxHeight() int64 {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return int64(len(d.byHeight)) - 1
+}
+
+// Tips returns the hashes of the blocks without children, sorted.
+func (d *DAG) Tips() []Hash {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return sortedHashes(d.tips)
+}
+
+func sortedHashes(m map[Hash]*blockNode) []Hash {
+	out := make([]Hash, 0, len(m))
+	for h := range m {
+		out = append(out, h)
+	}
+	slices.SortFunc(out, compareHash)
+	return out
+}
+
+func compareHash(a, b Hash) int {
+	switch {
+	case a.Less(b):
+		return -1
+	case b.Less(a):
+		return 1
+	}
+	return 0
+}
+
+// TotalWork returns the sum of the work of every block: the DAG score two
+// nodes compare.
+func (d *DAG) TotalWork() *big.Int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return new(big.Int).Set(d.totalWork)
+}
+
+// Status is a consistent snapshot of the DAG's summary, as peers exchange it.
+type Status struct {
+	Genesis   Hash
+	Tips      []Hash
+	MaxHeight int64
+	Count     int
+	TotalWork *big.Int
+	Version   uint64
+}
+
+// Status returns a snapshot of the DAG's summary.
+func (d *DAG) Status() Status {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return Status{
+		Genesis:   d.params.GenesisHash,
+		Tips:      sortedHashes(d.tips),
+		MaxHeight: int64(len(d.byHeight)) - 1,
+		Count:     len(d.index),
+		TotalWork: new(big.Int).Set(d.totalWork),
+		Version:   d.version.Load(),
+	}
+}
+
+// HaveBlock reports whether the DAG holds the block.
+func (d *DAG) HaveBlock(h Hash) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.index[h] != nil
+}
+
+// BlockInfo is what the index knows about a block.
+type BlockInfo struct {
+	Hash      Hash
+	Height    int64
+	Parents   []Hash
+	Children  []Hash
+	Timestamp int64
+	Bits      uint32
+	ChainWork *big.Int
+}
+
+// BlockInfo returns the index entry of a block.
+func (d *DAG) BlockInfo(h Hash) (BlockInfo, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	n := d.index[h]
+	if n == nil {
+		return BlockInfo{}, false
+	}
+	info := BlockInfo{
+		Hash: n.hash, Height: n.height, Timestamp: n.timestamp, Bits: n.bits,
+		ChainWork: new(big.Int).Set(n.chainWork),
+	}
+	for _, p := range n.parents {
+		info.Parents = append(info.Parents, p.hash)
+	}
+	for _, c := range n.children {
+		info.Children = append(info.Children, c.hash)
+	}
+	slices.SortFunc(info.Children, compareHash)
+	return info, true
+}
+
+// HashesAtHeight returns the hashes of the blocks at a height, sorted.
+func (d *DAG) HashesAtHeight(height int64) []Hash {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if height < 0 || height >= int64(len(d.byHeight)) {
+		return nil
+	}
+	out := make([]Hash, len(d.byHeight[height]))
+	for i, n := range d.byHeight[height] {
+		out[i] = n.hash
+	}
+	slices.SortFunc(out, compareHash)
+	return out
+}
+
+// ErrUnknownBlock is returned when asking for a block the DAG does not hold.
+var ErrUnknownBlock = errors.New("dag: unknown block")
+
+// BlockBytes returns the stored encoding of a block.
+func (d *DAG) BlockBytes(ctx context.Context, h Hash) ([]byte, error) {
+	if !d.HaveBlock(h) {
+		return nil, fmt.Errorf("%w %s", ErrUnknownBlock, h)
+	}
+	raw, err := d.store.Get(ctx, blockKey(h))
+	if err != nil {
+		return nil, fmt.Errorf("dag: reading block %s: %w", h, err)
+	}
+	return raw, nil
+}
+
+// Block returns a stored block.
+func (d *DAG) Block(ctx context.Context, h Hash) (*Block, error) {
+	raw, err := d.BlockBytes(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	b, err := DecodeBlock(raw)
+	if err != nil {
+		return nil, fmt.Errorf("dag: stored block %s: %w", h, err)
+	}
+	return b, nil
+}
+
+// Template is what a miner needs to build a block on the current tips.
+type Template struct {
+	// Parents are up to MaxParents tips, the ones with the most chain work,
+	// sorted as a header wants them.
+	Parents []Hash
+	// Bits is the difficulty the DAG requires of a block with these parents.
+	Bits uint32
+	// Height is the height the block will have.
+	Height int64
+	// MinTimestamp is the earliest valid timestamp (the selected parent's), in
+	// Unix milliseconds.
+	MinTimestamp int64
+	// Version is the DAG's Version when the template was made; work on the
+	// template is stale once Version differs.
+	Version uint64
+}
+
+// Template returns a block template on the current tips.
+func (d *DAG) Template() Template {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	tips := make([]*blockNode, 0, len(d.tips))
+	for _, n := range d.tips {
+		tips = append(tips, n)
+	}
+	slices.SortFunc(tips, func(a, b *blockNode) int {
+		if c := b.chainWork.Cmp(a.chainWork); c != 0 {
+			return c
+		}
+		return compareHash(a.hash, b.hash)
+	})
+	tips = tips[:min(len(tips), MaxParents)]
+	t := Template{
+		Bits:         d.requiredBits(tips),
+		Height:       maxHeight(tips) + 1,
+		MinTimestamp: selectParent(tips).timestamp,
+		Version:      d.version.Load(),
+	}
+	for _, n := range tips {
+		t.Parents = append(t.Parents, n.hash)
+	}
+	slices.SortFunc(t.Parents, compareHash)
+	return t
+}
+
+// RequiredBits returns the bits a block with the given parents must carry.
+func (d *DAG) RequiredBits(parents []Hash) (uint32, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	nodes := make([]*blockNode, len(parents))
+	for i, h := range parents {
+		if nodes[i] = d.index[h]; nodes[i] == nil {
+			return 0, fmt.Errorf("%w %s", ErrUnknownBlock, h)
+		}
+	}
+	if len(nodes) == 0 {
+		return 0, ruleError(ErrNoParents, "no parents")
+	}
+	return d.requiredBits(nodes), nil
+}

@@ -1,0 +1,106 @@
+package dagtest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+
+	"github.com/dagnode/dagnode/dag"
+)
+
+// Addr returns a miner address valid on network p (the prefix, then zeros).
+func Addr(p *dag.Params) [dag.AddrLen]byte {
+	var a [dag.AddrLen]byte
+	a[0] = p.AddrPrefix
+	return a
+}
+
+// Solve sets h.Nonce to the first nonce from h.Nonce on that meets h.Bits.
+func Solve(h *dag.Header) {
+	target, ok := dag.TargetFromBits(h.Bits)
+	if !ok {
+		panic(fmt.Sprintf("dagtest: invalid bits %#08x", h.Bits))
+	}
+	for ; ; h.Nonce++ {
+		hash := h.Hash()
+		if dag.MeetsTarget(&hash, &target) {
+			return
+		}
+	}
+}
+
+// MakeBlock builds a solved block of network p.
+func MakeBlock(p *dag.Params, parents []dag.Hash, bits uint32, timestamp int64, payload []byte) *dag.Block {
+	b := &dag.Block{Body: dag.Body{MinerAddr: Addr(p), Payload: payload}}
+	b.Header = dag.Header{
+		Version:   dag.BlockVersion,
+		Net:       p.Net,
+		Parents:   parents,
+		Timestamp: timestamp,
+		Bits:      bits,
+		BodyHash:  b.Body.Hash(),
+	}
+	Solve(&b.Header)
+	return b
+}
+
+// Generator grows a random multi-parent DAG. Every block it makes has been
+// accepted by its own in-memory DAG, so the blocks are valid in that order for
+// any fresh DAG of the same network.
+type Generator struct {
+	// DAG is the generator's in-memory DAG.
+	DAG *dag.DAG
+	// Blocks are all blocks made so far, parents before children.
+	Blocks []*dag.Block
+
+	rng *rand.Rand
+	seq uint64
+}
+
+// NewGenerator returns a generator for network p whose random choices follow
+// seed.
+func NewGenerator(p *dag.Params, seed uint64) (*Generator, error) {
+	d, err := dag.Open(context.Background(), dssync.MutexWrap(ds.NewMapDatastore()), p)
+	if err != nil {
+		return nil, err
+	}
+	return &Generator{DAG: d, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}, nil
+}
+
+// Round makes width blocks on the current tips, as width miners working at
+// once would, and adds them to the generator's DAG. The next round merges
+// them.
+func (g *Generator) Round(width int) ([]*dag.Block, error) {
+	t := g.DAG.Template()
+	out := make([]*dag.Block, width)
+	for i := range out {
+		g.seq++
+		// A distinct payload per block keeps same-round blocks distinct.
+		payload := fmt.Appendf(nil, "dagtest %d", g.seq)
+		out[i] = MakeBlock(g.DAG.Params(), t.Parents, t.Bits, t.MinTimestamp+int64(g.rng.IntN(1000)), payload)
+	}
+	for i, err := range g.DAG.ProcessBlocks(context.Background(), out) {
+		if err != nil {
+			return nil, fmt.Errorf("dagtest: generated block %d rejected: %w", i, err)
+		}
+	}
+	g.Blocks = append(g.Blocks, out...)
+	return out, nil
+}
+
+// Build makes at least n more blocks in rounds of 1 to maxWidth blocks.
+func (g *Generator) Build(n, maxWidth int) ([]*dag.Block, error) {
+	var out []*dag.Block
+	for len(out) < n {
+		w := min(1+g.rng.IntN(maxWidth), n-len(out))
+		bs, err := g.Round(w)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, bs...)
+	}
+	return out, nil
+}

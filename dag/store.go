@@ -1,0 +1,100 @@
+package dag
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+)
+
+// Storage layout in the datastore. One block is written by one atomic batch
+// (block, height entry, tip changes), so a reopened store is always a
+// consistent DAG; children are derived from parents when loading.
+//
+//	/dag/meta/genesis           genesis hash (refuses a store of another network)
+//	/dag/blk/<hash>             the encoded block
+//	/dag/hgt/<height>/<hash>    the encoded header; height as 16 hex digits so
+//	                            keys sort by height and a load sees parents first
+//	/dag/tip/<hash>             empty: the block has no children
+const (
+	prefixBlock  = "/dag/blk/"
+	prefixHeight = "/dag/hgt/"
+	prefixTip    = "/dag/tip/"
+	keyGenesis   = "/dag/meta/genesis"
+)
+
+func blockKey(h Hash) ds.Key { return ds.RawKey(prefixBlock + h.String()) }
+func tipKey(h Hash) ds.Key   { return ds.RawKey(prefixTip + h.String()) }
+func heightKey(height int64, h Hash) ds.Key {
+	return ds.RawKey(fmt.Sprintf("%s%016x/%s", prefixHeight, height, h))
+}
+
+func parseHeightKey(k string) (int64, Hash, error) {
+	rest, ok := strings.CutPrefix(k, prefixHeight)
+	hs, hash, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok2 {
+		return 0, ZeroHash, fmt.Errorf("dag: bad height key %q", k)
+	}
+	height, err := strconv.ParseInt(hs, 16, 64)
+	if err != nil {
+		return 0, ZeroHash, fmt.Errorf("dag: bad height key %q: %w", k, err)
+	}
+	h, err := ParseHash(hash)
+	return height, h, err
+}
+
+func parseHashKey(k, prefix string) (Hash, error) {
+	rest, ok := strings.CutPrefix(k, prefix)
+	if !ok {
+		return ZeroHash, fmt.Errorf("dag: bad key %q", k)
+	}
+	return ParseHash(rest)
+}
+
+// writeBlock stores a block and its index entries in one batch, without
+// waiting for the disk (the caller syncs).
+func writeBlock(ctx context.Context, store ds.Batching, raw []byte, n *blockNode, header []byte, formerTips []Hash) error {
+	b, err := store.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(ctx, blockKey(n.hash), raw); err != nil {
+		return err
+	}
+	if err := b.Put(ctx, heightKey(n.height, n.hash), header); err != nil {
+		return err
+	}
+	for _, t := range formerTips {
+		if err := b.Delete(ctx, tipKey(t)); err != nil {
+			return err
+		}
+	}
+	if err := b.Put(ctx, tipKey(n.hash), nil); err != nil {
+		return err
+	}
+	return b.Commit(ctx)
+}
+
+// queryKeys runs a prefix query and calls fn for each entry in key order.
+func queryKeys(ctx context.Context, store ds.Datastore, prefix string, keysOnly bool, fn func(key string, value []byte) error) error {
+	res, err := store.Query(ctx, query.Query{Prefix: prefix, KeysOnly: keysOnly, Orders: []query.Order{query.OrderByKey{}}})
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for {
+		r, ok := res.NextSync()
+		if !ok {
+			return nil
+		}
+		if r.Error != nil {
+			return r.Error
+		}
+		if err := fn(r.Key, r.Value); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,24 @@
+// Package keys manages the node's long-lived secrets and the printable
+// addresses derived from them.
+//
+// It provides three things:
+//
+//   - the node identity: an Ed25519 libp2p private key kept in one file
+//     (LoadOrCreateIdentity);
+//   - mining addresses: a network prefix byte and a 20-byte public key hash,
+//     printed as base58 with a 4-byte double-SHA-256 checksum (Address,
+//     DecodeAddress, AddressFromPubKey);
+//   - mining keys: Ed25519 keys saved under a directory, one file per address
+//     (NewMiningKey, LoadOrCreateDefaultMiningAddress).
+//
+// Key files hold crypto.MarshalPrivateKey bytes. They are written with mode
+// 0600 through a temporary file in the same directory that is synced and then
+// renamed over the target, so a crash never leaves a half-written key; missing
+// parent directories are created with mode 0700.
+//
+// What this package must not do: it never replaces a key file that exists but
+// cannot be read or parsed (that is an error naming the file, because a new
+// key would silently change the node's identity or lose mined funds); it never
+// logs or prints key material; and it imports nothing else from this module
+// and nothing networked (only libp2p's core/crypto key types).
+package keys

@@ -1,0 +1,88 @@
+package keys
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// maxKeyFileSize bounds how much of a key file is read. Marshalled Ed25519
+// keys are under 100 bytes and even large RSA keys stay well below this; the
+// bound keeps a path pointing at a huge or endless file (/dev/zero) harmless.
+const maxKeyFileSize = 16 << 10
+
+// readKeyFile reads at most maxKeyFileSize bytes of the file at path. Errors
+// from the file system are returned unwrapped, so callers can test them with
+// errors.Is(err, fs.ErrNotExist).
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return nil, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+	if len(data) > maxKeyFileSize {
+		return nil, fmt.Errorf("%w %s: larger than %d bytes", ErrMalformedKey, path, maxKeyFileSize)
+	}
+	return data, nil
+}
+
+// writeFileAtomic writes data to path with mode 0600 so that readers see
+// either the old file or the complete new one: it writes a temporary file in
+// the same directory, syncs it, renames it over path and syncs the directory.
+// The parent directory is created with mode 0700 if it is missing.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmpName := tmp.Name()
+	defer func() {
+		if err != nil {
+			_ = tmp.Close() // may already be closed; the write error matters more
+			_ = os.Remove(tmpName)
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir flushes a directory entry change (such as a rename) to disk. It is
+// a no-op on Windows, which cannot sync a directory.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

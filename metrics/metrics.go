@@ -1,0 +1,97 @@
+package metrics
+
+import (
+	"sync"
+	"time"
+)
+
+// MaxBlockMetrics is how many recent mined blocks keep their hash and solve
+// time. It is soterd's bound for getblockmetrics; the block count itself keeps
+// counting every block.
+const MaxBlockMetrics = 5000
+
+// BlockMetrics is a snapshot of the mined-block metrics, with soterd's
+// getblockmetrics JSON field names and meaning.
+type BlockMetrics struct {
+	// BlkGenCount is the number of blocks this node has mined and the DAG
+	// accepted since start, including those no longer listed below.
+	BlkGenCount uint64 `json:"blkgencount"`
+	// BlkHashes are the hashes of the most recent mined blocks (at most
+	// MaxBlockMetrics), oldest first.
+	BlkHashes []string `json:"blkhashes"`
+	// BlkGenTimes are the solve times in milliseconds of the blocks in
+	// BlkHashes, index for index.
+	BlkGenTimes []int64 `json:"blkgentimes"`
+}
+
+// minedBlock is one entry of the recent-blocks ring.
+type minedBlock struct {
+	hash    string
+	solveMS int64
+}
+
+// Manager collects the node's metrics. Its methods are safe for concurrent
+// use, and BlockMined is a no-op on a nil *Manager. Create one with New.
+type Manager struct {
+	mu sync.Mutex
+	// blkGenCount counts every BlockMined call.
+	blkGenCount uint64
+	// recent is a ring of the last MaxBlockMetrics mined blocks. It grows by
+	// append until full; after that next is both the slot to overwrite and
+	// the index of the oldest entry.
+	recent []minedBlock
+	next   int
+}
+
+// New returns an empty Manager. It starts nothing.
+func New() *Manager {
+	return &Manager{}
+}
+
+// BlockMined records a block this node mined and the DAG accepted: it counts
+// the block and remembers its hash and solveTime (in whole milliseconds)
+// among the most recent MaxBlockMetrics. Calling it on a nil *Manager does
+// nothing.
+func (m *Manager) BlockMined(hash string, solveTime time.Duration) {
+	if m == nil {
+		return
+	}
+	b := minedBlock{hash: hash, solveMS: solveTime.Milliseconds()}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.blkGenCount++
+	if len(m.recent) < MaxBlockMetrics {
+		if m.recent == nil {
+			// One allocation up front instead of repeated growth.
+			m.recent = make([]minedBlock, 0, MaxBlockMetrics)
+		}
+		m.recent = append(m.recent, b)
+		return
+	}
+	m.recent[m.next] = b
+	m.next = (m.next + 1) % MaxBlockMetrics
+}
+
+// BlockMetrics returns a snapshot of the mined-block metrics. The slices are
+// fresh copies, oldest block first, and are empty (not nil) before the first
+// block. On a nil *Manager it returns an empty snapshot.
+func (m *Manager) BlockMetrics() BlockMetrics {
+	if m == nil {
+		return BlockMetrics{BlkHashes: []string{}, BlkGenTimes: []int64{}}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := len(m.recent)
+	s := BlockMetrics{
+		BlkGenCount: m.blkGenCount,
+		BlkHashes:   make([]string, 0, n),
+		BlkGenTimes: make([]int64, 0, n),
+	}
+	// While the ring is filling, next is 0 and this is one pass in order.
+	for i := range n {
+		b := m.recent[(m.next+i)%n]
+		s.BlkHashes = append(s.BlkHashes, b.hash)
+		s.BlkGenTimes = append(s.BlkGenTimes, b.solveMS)
+	}
+	return s
+}
