@@ -110,13 +110,13 @@ func TestDecodeRejects(t *testing.T) {
 	good := vectorBlock().Encode()
 	hdrLen := vectorBlock().Header.EncodedSize()
 	cases := map[string][]byte{
-		"empty":              nil,
-		"truncated header":   good[:hdrLen-1],
-		"no body":            good[:hdrLen],
-		"trailing byte":      append(append([]byte(nil), good...), 0),
-		"short payload":      good[:len(good)-1],
-		"too many parents":   func() []byte { b := append([]byte(nil), good...); b[8] = dag.MaxParents + 1; return b }(),
-		"oversize":           make([]byte, dag.MaxBlockSize+1),
+		"empty":            nil,
+		"truncated header": good[:hdrLen-1],
+		"no body":          good[:hdrLen],
+		"trailing byte":    append(append([]byte(nil), good...), 0),
+		"short payload":    good[:len(good)-1],
+		"too many parents": func() []byte { b := append([]byte(nil), good...); b[8] = dag.MaxParents + 1; return b }(),
+		"oversize":         make([]byte, dag.MaxBlockSize+1),
 		"payload len > max": func() []byte {
 			b := append([]byte(nil), good[:len(good)-4]...)
 			return append(b, 0x01, 0x04) // 1025
