@@ -37,8 +37,10 @@ const (
 // returned nil. Each round's child continues the DAG the previous one left.
 //
 // A kill loses the process, not the machine: the page cache survives, so this
-// proves the write ordering and atomicity of a block's batch, not that the
-// fsyncs reach the platter.
+// proves that nothing acknowledged is still in the process's buffers and that
+// a store cut at a random point reopens consistently, not that the fsyncs
+// reach the platter. A kill rarely lands inside one block's write, so it is a
+// weak check of a batch's atomicity.
 func TestCrashConsistency(t *testing.T) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		crashChild(t, dir)
@@ -147,7 +149,7 @@ func runCrashChild(t *testing.T, dir string, killAfter int) []dag.Hash {
 	fail := func(format string, args ...any) {
 		t.Helper()
 		_ = cmd.Process.Kill()
-		var rest []string // a failing child's test output follows on stdout
+		var rest []string      // a failing child's test output follows on stdout
 		for l := range lines { // drain so the reader ends before Wait closes the pipe
 			rest = append(rest, l.text)
 		}

@@ -81,7 +81,7 @@ func Open(ctx context.Context, store ds.Batching, p *Params, opts ...Option) (*D
 		}
 	case err != nil:
 		return nil, fmt.Errorf("dag: reading store: %w", err)
-	case Hash(g) != p.GenesisHash || len(g) != HashSize:
+	case len(g) != HashSize || Hash(g) != p.GenesisHash:
 		return nil, fmt.Errorf("dag: the store holds another network's DAG (genesis %x, %s genesis is %s)", g, p.Name, p.GenesisHash)
 	}
 	if err := d.load(ctx); err != nil {

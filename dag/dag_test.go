@@ -389,3 +389,13 @@ func TestConcurrentReadsDuringWrites(t *testing.T) {
 		t.Fatalf("count %d", d.Count())
 	}
 }
+
+func TestOpenRefusesCorruptGenesisKey(t *testing.T) {
+	store := dssync.MutexWrap(ds.NewMapDatastore())
+	if err := store.Put(context.Background(), ds.NewKey("/dag/meta/genesis"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dag.Open(context.Background(), store, dag.RegTestParams); err == nil {
+		t.Fatal("opened a store with a corrupt genesis key")
+	}
+}

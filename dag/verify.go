@@ -1,6 +1,7 @@
 package dag
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 )
@@ -16,6 +17,7 @@ func (d *DAG) Verify(ctx context.Context) error {
 	defer d.mu.RUnlock()
 
 	blocks := make(map[Hash]*Header)
+	headers := make(map[Hash][]byte)
 	err := queryKeys(ctx, d.store, prefixBlock, false, func(key string, value []byte) error {
 		h, err := parseHashKey(key, prefixBlock)
 		if err != nil {
@@ -29,19 +31,23 @@ func (d *DAG) Verify(ctx context.Context) error {
 			return fmt.Errorf("block stored under %s hashes to %s", h, got)
 		}
 		blocks[h] = &b.Header
+		headers[h] = b.Header.AppendEncode(nil)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("dag verify: %w", err)
 	}
 	heights := make(map[Hash]int64)
-	err = queryKeys(ctx, d.store, prefixHeight, true, func(key string, _ []byte) error {
+	err = queryKeys(ctx, d.store, prefixHeight, false, func(key string, value []byte) error {
 		height, h, err := parseHeightKey(key)
 		if err != nil {
 			return err
 		}
 		if blocks[h] == nil {
 			return fmt.Errorf("height entry for %s without its block", h)
+		}
+		if !bytes.Equal(value, headers[h]) {
+			return fmt.Errorf("height entry for %s holds another header", h)
 		}
 		heights[h] = height
 		return nil
