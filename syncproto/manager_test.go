@@ -1,0 +1,254 @@
+package syncproto
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dagnode/dagnode/dag"
+	"github.com/dagnode/dagnode/dag/dagtest"
+)
+
+// recPeers records what the manager tells the peer tracker.
+type recPeers struct {
+	mu        sync.Mutex
+	penalties map[peer.ID][]error
+	statuses  map[peer.ID]dag.Status
+}
+
+func newRecPeers() *recPeers {
+	return &recPeers{penalties: map[peer.ID][]error{}, statuses: map[peer.ID]dag.Status{}}
+}
+
+func (r *recPeers) Penalize(p peer.ID, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.penalties[p] = append(r.penalties[p], err)
+}
+func (r *recPeers) SetStatus(p peer.ID, st dag.Status) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.statuses[p] = st
+}
+func (r *recPeers) SetSyncPeer(peer.ID, bool) {}
+
+func (r *recPeers) penalized(p peer.ID, target error) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, err := range r.penalties[p] {
+		if target == nil || errors.Is(err, target) {
+			return true
+		}
+		var pe *ProtocolError
+		if errors.As(target, &pe) && errors.As(err, &pe) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *recPeers) status(p peer.ID) (dag.Status, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st, ok := r.statuses[p]
+	return st, ok
+}
+
+type testNode struct {
+	h     host.Host
+	d     *dag.DAG
+	m     *Manager
+	peers *recPeers
+}
+
+func newTestNode(t *testing.T, p *dag.Params) *testNode {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dag.Open(context.Background(), dssync.MutexWrap(ds.NewMapDatastore()), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &testNode{h: h, d: d, peers: newRecPeers()}
+	n.m, err = New(Config{Host: h, DAG: d, Peers: n.peers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		n.m.Close()
+		h.Close()
+	})
+	return n
+}
+
+func connect(t *testing.T, a, b *testNode) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.h.Connect(ctx, peer.AddrInfo{ID: b.h.ID(), Addrs: b.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling
+	}
+}
+
+func TestStatusExchange(t *testing.T) {
+	a, b := newTestNode(t, dag.RegTestParams), newTestNode(t, dag.RegTestParams)
+	g, err := dagtest.NewGenerator(dag.RegTestParams, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := g.Build(30, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, blk := range blocks {
+		if err := b.m.Submit(context.Background(), "", blk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	connect(t, a, b)
+	eventually(t, "statuses on both sides", func() bool {
+		_, okA := a.peers.status(b.h.ID())
+		_, okB := b.peers.status(a.h.ID())
+		return okA && okB
+	})
+	st, _ := a.peers.status(b.h.ID())
+	if st.Count != b.d.Count() || st.MaxHeight != b.d.MaxHeight() || st.TotalWork.Cmp(b.d.TotalWork()) != 0 {
+		t.Fatalf("a sees b's status %+v, b has %+v", st, b.d.Status())
+	}
+	if a.peers.penalized(b.h.ID(), nil) || b.peers.penalized(a.h.ID(), nil) {
+		t.Fatal("honest peers penalised")
+	}
+}
+
+func TestOtherNetworkPenalised(t *testing.T) {
+	a, b := newTestNode(t, dag.RegTestParams), newTestNode(t, dag.SimNetParams)
+	connect(t, a, b)
+	eventually(t, "the wrong-network penalty", func() bool {
+		return a.peers.penalized(b.h.ID(), ErrWrongNetwork) && b.peers.penalized(a.h.ID(), ErrWrongNetwork)
+	})
+	if a.m.Stats().WrongNetwork == 0 {
+		t.Fatal("wrong-network counter not updated")
+	}
+}
+
+func TestOrphanJoinsWhenParentArrives(t *testing.T) {
+	n := newTestNode(t, dag.RegTestParams)
+	g, err := dagtest.NewGenerator(dag.RegTestParams, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := g.Build(6, 1) // a chain
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// Everything but the first arrives first, newest first.
+	for i := len(blocks) - 1; i >= 1; i-- {
+		var mp *dag.MissingParentsError
+		if err := n.m.Submit(ctx, "peerX", blocks[i]); !errors.As(err, &mp) {
+			t.Fatalf("block %d: %v, want MissingParentsError", i, err)
+		}
+	}
+	if got := n.m.Stats().Orphans; got != 5 {
+		t.Fatalf("%d orphans, want 5", got)
+	}
+	if err := n.m.Submit(ctx, "", blocks[0]); err != nil {
+		t.Fatal(err)
+	}
+	st := n.m.Stats()
+	if st.Orphans != 0 || st.OrphansJoined != 5 || n.d.Count() != 7 {
+		t.Fatalf("after the parent: %+v, DAG has %d blocks", st, n.d.Count())
+	}
+}
+
+func TestOrphanPoolBounds(t *testing.T) {
+	op := newOrphanPool()
+	now := time.Now()
+	var parent dag.Hash
+	parent[0] = 1
+	for i := range MaxOrphans + 10 {
+		b := &dag.Block{Body: dag.Body{Payload: fmt.Appendf(nil, "%d", i)}}
+		var h dag.Hash
+		h[0], h[1], h[2] = 2, byte(i>>8), byte(i)
+		op.add(b, h, "", []dag.Hash{parent}, now.Add(time.Duration(i)*time.Millisecond))
+	}
+	if op.len() != MaxOrphans || op.evicted != 10 {
+		t.Fatalf("pool holds %d (evicted %d), want %d (10)", op.len(), op.evicted, MaxOrphans)
+	}
+	big := &dag.Block{Body: dag.Body{Payload: make([]byte, dag.MaxPayloadSize)}}
+	for i := range 3000 {
+		var h dag.Hash
+		h[0], h[1], h[2] = 3, byte(i>>8), byte(i)
+		op.add(big, h, "", []dag.Hash{parent}, now)
+	}
+	if op.bytes > MaxOrphanBytes {
+		t.Fatalf("pool holds %d bytes, limit %d", op.bytes, MaxOrphanBytes)
+	}
+	op.expire(now.Add(OrphanExpiry + time.Hour))
+	if op.len() != 0 || len(op.byParent) != 0 || op.bytes != 0 {
+		t.Fatalf("after expiry: %d orphans, %d parents, %d bytes", op.len(), len(op.byParent), op.bytes)
+	}
+}
+
+// TestBadRequestsPenalised sends malformed requests over real streams.
+func TestBadRequestsPenalised(t *testing.T) {
+	a, b := newTestNode(t, dag.RegTestParams), newTestNode(t, dag.RegTestParams)
+	connect(t, a, b)
+	var status bytes.Buffer
+	writeFrame(&status, MsgStatus, wireStatus(a.d.Status()).encode())
+	cases := map[string][]byte{
+		"garbage":       {0x05, 0xde, 0xad, 0xbe, 0xef, 0x00},
+		"unknown type":  {0x02, 0xee, 0x00},
+		"oversize":      {0xff, 0xff, 0x7f, MsgStatus},
+		"trailing byte": append(status.Bytes(), 0),
+	}
+	for name, raw := range cases {
+		t.Run(name, func(t *testing.T) {
+			b.peers.mu.Lock()
+			delete(b.peers.penalties, a.h.ID())
+			b.peers.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			s, err := a.h.NewStream(ctx, b.h.ID(), ProtocolID("regtest"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Write(raw)
+			s.CloseWrite()
+			reply, _ := io.ReadAll(io.LimitReader(s, 1<<20))
+			if len(reply) != 0 {
+				t.Fatalf("got a %d-byte reply to a bad request", len(reply))
+			}
+			eventually(t, "a protocol-violation penalty", func() bool {
+				return b.peers.penalized(a.h.ID(), &ProtocolError{})
+			})
+		})
+	}
+}

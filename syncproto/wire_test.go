@@ -1,0 +1,143 @@
+package syncproto
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math/big"
+	"testing"
+
+	"github.com/dagnode/dagnode/dag"
+)
+
+// TestSharedConstants pins what both peers must agree on.
+func TestSharedConstants(t *testing.T) {
+	for name, c := range map[string][2]int{
+		"MsgStatus": {int(MsgStatus), 1}, "MsgGetBlocks": {int(MsgGetBlocks), 2}, "MsgInv": {int(MsgInv), 3},
+		"MsgGetData": {int(MsgGetData), 4}, "MsgBlock": {int(MsgBlock), 5}, "MsgNotFound": {int(MsgNotFound), 6},
+		"MsgGetHeight": {int(MsgGetHeight), 7}, "MsgHashes": {int(MsgHashes), 8}, "MsgDone": {int(MsgDone), 9},
+		"MaxStatusTips": {MaxStatusTips, 64}, "MaxInvEntries": {MaxInvEntries, 2000},
+		"MaxGetDataHashes": {MaxGetDataHashes, 500}, "MaxHeightHashes": {MaxHeightHashes, 1024},
+	} {
+		if c[0] != c[1] {
+			t.Errorf("%s = %d, pinned at %d", name, c[0], c[1])
+		}
+	}
+	if got := ProtocolID("simnet"); got != "/dagnode/simnet/sync/1" {
+		t.Errorf("protocol id %s", got)
+	}
+}
+
+func TestStatusVector(t *testing.T) {
+	var g, tip dag.Hash
+	for i := range g {
+		g[i] = 0xaa
+		tip[i] = byte(i)
+	}
+	st := &Status{Genesis: g, MaxHeight: 258, Count: 1000, TotalWork: big.NewInt(0x0102), Tips: []dag.Hash{tip}}
+	var buf bytes.Buffer
+	if err := writeFrame(&buf, MsgStatus, st.encode()); err != nil {
+		t.Fatal(err)
+	}
+	const want = "56" + "01" + // length 86 = 1 type byte + 85 payload bytes
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" +
+		"0201000000000000" + "e803000000000000" + "02" + "0102" + "0100" +
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	if got := hex.EncodeToString(buf.Bytes()); got != want {
+		t.Fatalf("status frame\n got %s\nwant %s", got, want)
+	}
+	typ, payload, err := readFrame(bufio.NewReader(&buf), MsgStatus)
+	if err != nil || typ != MsgStatus {
+		t.Fatal(err)
+	}
+	back, err := decodeStatus(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Genesis != g || back.MaxHeight != 258 || back.Count != 1000 || back.TotalWork.Cmp(st.TotalWork) != 0 || len(back.Tips) != 1 || back.Tips[0] != tip {
+		t.Fatalf("round trip: %+v", back)
+	}
+}
+
+func TestReadFrameRejects(t *testing.T) {
+	frame := func(t byte, n int) []byte {
+		var b bytes.Buffer
+		writeFrame(&b, t, make([]byte, n))
+		return b.Bytes()
+	}
+	limit, _ := maxPayload(MsgBlock)
+	cases := map[string][]byte{
+		"unknown type":    frame(200, 1),
+		"unexpected type": frame(MsgInv, 2),
+		"oversize":        frame(MsgBlock, limit+1),
+		"empty frame":     {0},
+	}
+	for name, raw := range cases {
+		_, _, err := readFrame(bufio.NewReader(bytes.NewReader(raw)), MsgBlock, MsgStatus)
+		var pe *ProtocolError
+		if !errors.As(err, &pe) {
+			t.Errorf("%s: got %v, want a ProtocolError", name, err)
+		}
+	}
+	// A huge announced length is refused before anything is allocated.
+	huge := []byte{0xff, 0xff, 0xff, 0xff, 0x0f, MsgBlock}
+	if _, _, err := readFrame(bufio.NewReader(bytes.NewReader(huge)), MsgBlock); err == nil {
+		t.Error("accepted a 4 GiB frame header")
+	}
+	// Truncated payload.
+	tr := frame(MsgBlock, 10)[:5]
+	if _, _, err := readFrame(bufio.NewReader(bytes.NewReader(tr)), MsgBlock); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated: %v", err)
+	}
+}
+
+func TestDecodeListsRejectOverLimit(t *testing.T) {
+	over := make([]dag.Hash, MaxGetDataHashes+1)
+	if _, err := decodeHashes(encodeHashes(over), MaxGetDataHashes); err == nil {
+		t.Error("getdata over the limit accepted")
+	}
+	inv := make([]InvEntry, 2)
+	raw := encodeInv(inv) // type 0 is unknown
+	if _, err := decodeInv(raw); err == nil {
+		t.Error("inv entry of unknown type accepted")
+	}
+	if _, err := decodeInv(append(encodeInv(nil), 0)); err == nil {
+		t.Error("inv with trailing byte accepted")
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	var b bytes.Buffer
+	st := &Status{TotalWork: big.NewInt(5), Tips: make([]dag.Hash, 2)}
+	writeFrame(&b, MsgStatus, st.encode())
+	f.Add(b.Bytes())
+	f.Add([]byte{0x02, MsgInv, 0})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		typ, payload, err := readFrame(bufio.NewReader(bytes.NewReader(raw)), MsgStatus, MsgInv, MsgGetData, MsgGetBlocks, MsgHashes, MsgBlock)
+		if err != nil {
+			return
+		}
+		switch typ {
+		case MsgStatus:
+			if s, err := decodeStatus(payload); err == nil && !bytes.Equal(s.encode(), payload) {
+				t.Fatal("status does not re-encode to the same bytes")
+			}
+		case MsgInv:
+			if inv, err := decodeInv(payload); err == nil && !bytes.Equal(encodeInv(inv), payload) {
+				t.Fatal("inv does not re-encode to the same bytes")
+			}
+		case MsgGetData, MsgHashes:
+			if hs, err := decodeHashes(payload, MaxHeightHashes); err == nil && !bytes.Equal(encodeHashes(hs), payload) {
+				t.Fatal("hash list does not re-encode to the same bytes")
+			}
+		case MsgGetBlocks:
+			if g, err := decodeGetBlocks(payload); err == nil && !bytes.Equal(g.encode(), payload) {
+				t.Fatal("getblocks does not re-encode")
+			}
+		case MsgBlock:
+			_, _ = dag.DecodeBlock(payload)
+		}
+	})
+}
