@@ -24,7 +24,7 @@
 // and its length is checked against the type's limit before the payload is
 // read. Integers are little-endian, hashes 32 bytes, lists a uint16 count.
 //
-//	status   (1)  genesis | max height u64 | block count u64 | work len u8 | work (big-endian, minimal, <= 40 bytes) | tips (list, <= MaxStatusTips)
+//	status   (1)  genesis | max height u64 | block count u64 | work len u8 | work (big-endian, minimal, <= 40 bytes) | u16 count | count × (tip hash | tip height u64), <= MaxStatusTips
 //
 // A status request carries the client's status and is answered with the
 // server's, so both sides learn each other's DAG.

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -29,6 +31,7 @@ type DAG interface {
 	BlockBytes(ctx context.Context, h dag.Hash) ([]byte, error)
 	HashesAtHeight(height int64) []dag.Hash
 	Params() *dag.Params
+	Version() uint64
 }
 
 // Peers is the peer tracker as the sync manager uses it: the one place that
@@ -74,6 +77,9 @@ const (
 // not speak our protocol, or its genesis differs.
 var ErrWrongNetwork = errors.New("syncproto: peer is on another network")
 
+// ErrSyncing is returned by Submit for a peer's block while in sync mode.
+var ErrSyncing = errors.New("syncproto: in sync mode, announcement dropped")
+
 // ErrClosed is returned by Submit after Close.
 var ErrClosed = errors.New("syncproto: manager closed")
 
@@ -86,13 +92,19 @@ type Stats struct {
 	OrphansJoined  uint64
 	Handshakes     uint64
 	WrongNetwork   uint64
+	// BlocksServed counts blocks sent to peers.
+	BlocksServed uint64
+	// DroppedSyncing counts announcements dropped in sync mode.
+	DroppedSyncing uint64
+	// Sessions counts sync sessions started; Stalls those ended by a stall.
+	Sessions uint64
+	Stalls   uint64
 }
 
-type submitReq struct {
-	ctx   context.Context
-	from  peer.ID
-	block *dag.Block
-	reply chan error // buffered 1: the loop never blocks on it
+// loopReq runs fn in the manager loop; done is closed after it ran.
+type loopReq struct {
+	fn   func()
+	done chan struct{}
 }
 
 // Manager is the sync manager: the single writer of the DAG, the orphan
@@ -102,8 +114,8 @@ type Manager struct {
 	log   *slog.Logger
 	proto protocol.ID
 
-	submits chan submitReq
-	quit    chan struct{}
+	calls chan loopReq
+	quit  chan struct{}
 	// ctx is the parent of the manager's own requests; Close cancels it.
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -112,8 +124,26 @@ type Manager struct {
 	sub     event.Subscription
 	hsSlots chan struct{}
 
+	opts Options
+
 	// Loop-owned state.
 	orphans *orphanPool
+
+	// Sync state (sync.go).
+	statusMu       sync.Mutex
+	statuses       map[peer.ID]*peerState
+	limiterMu      sync.Mutex
+	limiters       map[peer.ID]*rate.Limiter
+	fetches        chan orphanFetch
+	poke           chan struct{}
+	syncing        atomic.Bool
+	syncPeer       atomic.Pointer[peer.ID]
+	progress       progress
+	served         atomic.Uint64
+	droppedSyncing atomic.Uint64
+	fetchesDropped atomic.Uint64
+	sessions       atomic.Uint64
+	stalls         atomic.Uint64
 
 	accepted      atomic.Uint64
 	joined        atomic.Uint64
@@ -125,7 +155,11 @@ type Manager struct {
 }
 
 // New returns a manager; Start starts it.
-func New(cfg Config) (*Manager, error) {
+func New(cfg Config, opts ...Option) (*Manager, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if cfg.Host == nil || cfg.DAG == nil || cfg.Peers == nil {
 		return nil, errors.New("syncproto: Config.Host, DAG and Peers are required")
 	}
@@ -134,15 +168,20 @@ func New(cfg Config) (*Manager, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
-		ctx:     ctx,
-		cancel:  cancel,
-		cfg:     cfg,
-		log:     cfg.Logger,
-		proto:   ProtocolID(cfg.DAG.Params().Name),
-		submits: make(chan submitReq),
-		quit:    make(chan struct{}),
-		hsSlots: make(chan struct{}, maxConcurrentHandshakes),
-		orphans: newOrphanPool(),
+		ctx:      ctx,
+		cancel:   cancel,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		proto:    ProtocolID(cfg.DAG.Params().Name),
+		calls:    make(chan loopReq),
+		statuses: make(map[peer.ID]*peerState),
+		limiters: make(map[peer.ID]*rate.Limiter),
+		fetches:  make(chan orphanFetch, orphanFetchQueue),
+		poke:     make(chan struct{}, 1),
+		opts:     o,
+		quit:     make(chan struct{}),
+		hsSlots:  make(chan struct{}, maxConcurrentHandshakes),
+		orphans:  newOrphanPool(),
 	}, nil
 }
 
@@ -157,6 +196,7 @@ func (m *Manager) Start() error {
 	m.cfg.Host.SetStreamHandler(m.proto, m.handleStream)
 	m.wg.Go(m.loop)
 	m.wg.Go(m.watchPeers)
+	m.wg.Go(m.syncLoop)
 	for _, p := range m.cfg.Host.Network().Peers() {
 		m.handshake(p)
 	}
@@ -180,24 +220,44 @@ func (m *Manager) Close() error {
 // Submit hands a block to the DAG through the manager loop and returns the
 // outcome: nil when accepted (and durable). A block with unknown parents is
 // kept as an orphan and *dag.MissingParentsError is returned. from is the
-// peer it came from, or empty for blocks mined here.
+// peer it came from, or empty for blocks mined here. While syncing, blocks
+// announced by peers other than the sync peer are dropped with ErrSyncing
+// (soterd's sync mode); they are picked up by the sync that follows.
 func (m *Manager) Submit(ctx context.Context, from peer.ID, b *dag.Block) error {
-	r := submitReq{ctx: ctx, from: from, block: b, reply: make(chan error, 1)}
+	if from != "" && m.syncing.Load() && from != m.currentSyncPeer() {
+		m.droppedSyncing.Add(1)
+		return ErrSyncing
+	}
+	var err error
+	if cerr := m.call(ctx, func() { err = m.process(ctx, from, b) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// submitBatch processes blocks in order with one disk sync (sync sessions).
+func (m *Manager) submitBatch(ctx context.Context, from peer.ID, blocks []*dag.Block) ([]error, error) {
+	var errs []error
+	if err := m.call(ctx, func() { errs = m.processBatch(ctx, from, blocks) }); err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// call runs fn in the manager loop and waits for it.
+func (m *Manager) call(ctx context.Context, fn func()) error {
+	r := loopReq{fn: fn, done: make(chan struct{})}
 	select {
-	case m.submits <- r:
+	case m.calls <- r:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-m.quit:
 		return ErrClosed
 	}
-	select {
-	case err := <-r.reply:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-m.quit:
-		return ErrClosed
-	}
+	// Once taken, the loop finishes fn: wait for it, so fn's results are
+	// never read while it runs.
+	<-r.done
+	return nil
 }
 
 // Stats returns the manager's counters.
@@ -210,6 +270,10 @@ func (m *Manager) Stats() Stats {
 		OrphansJoined:  m.joined.Load(),
 		Handshakes:     m.handshakes.Load(),
 		WrongNetwork:   m.wrongNetwork.Load(),
+		BlocksServed:   m.served.Load(),
+		DroppedSyncing: m.droppedSyncing.Load(),
+		Sessions:       m.sessions.Load(),
+		Stalls:         m.stalls.Load(),
 	}
 }
 
@@ -221,8 +285,9 @@ func (m *Manager) loop() {
 		select {
 		case <-m.quit:
 			return
-		case r := <-m.submits:
-			r.reply <- m.process(r.ctx, r.from, r.block)
+		case r := <-m.calls:
+			r.fn()
+			close(r.done)
 		case now := <-sweep.C:
 			m.orphans.expire(now)
 			m.syncOrphanStats()
@@ -242,13 +307,49 @@ func (m *Manager) process(ctx context.Context, from peer.ID, b *dag.Block) error
 		m.notify(b, hash, from)
 		m.connectOrphans(ctx, hash)
 	case errors.As(err, &mp):
-		if !m.orphans.has(mp.Block) {
-			m.orphans.add(b, mp.Block, from, mp.Missing, time.Now())
-			m.log.Debug("orphan block kept", "hash", mp.Block, "missing", len(mp.Missing), "peer", from)
-		}
+		m.keepOrphan(b, mp, from)
 	}
 	m.syncOrphanStats()
 	return err
+}
+
+// processBatch is process for many blocks with one disk sync. Only called
+// from the manager loop.
+func (m *Manager) processBatch(ctx context.Context, from peer.ID, blocks []*dag.Block) []error {
+	errs := m.cfg.DAG.ProcessBlocks(ctx, blocks)
+	for i, err := range errs {
+		var mp *dag.MissingParentsError
+		switch {
+		case err == nil:
+			m.accepted.Add(1)
+			hash := blocks[i].Hash()
+			m.notify(blocks[i], hash, from)
+			m.connectOrphans(ctx, hash)
+		case errors.As(err, &mp):
+			m.keepOrphan(blocks[i], mp, from)
+		}
+	}
+	m.syncOrphanStats()
+	return errs
+}
+
+// keepOrphan adds a block to the orphan pool and, for a block from a peer,
+// asks the syncer to fetch its parents from that peer. Only called from the
+// manager loop.
+func (m *Manager) keepOrphan(b *dag.Block, mp *dag.MissingParentsError, from peer.ID) {
+	if m.orphans.has(mp.Block) {
+		return
+	}
+	m.orphans.add(b, mp.Block, from, mp.Missing, time.Now())
+	m.log.Debug("orphan block kept", "hash", mp.Block, "missing", len(mp.Missing), "peer", from)
+	if from == "" {
+		return
+	}
+	select {
+	case m.fetches <- orphanFetch{peer: from, missing: mp.Missing}:
+	default:
+		m.fetchesDropped.Add(1) // the syncer is busy; sampling catches up
+	}
 }
 
 // connectOrphans processes the orphans waiting on an accepted block, and
@@ -304,8 +405,11 @@ func (m *Manager) watchPeers() {
 				return
 			}
 			e := ev.(event.EvtPeerConnectednessChanged)
-			if e.Connectedness == network.Connected {
+			switch e.Connectedness {
+			case network.Connected:
 				m.handshake(e.Peer)
+			case network.NotConnected:
+				m.forgetPeer(e.Peer)
 			}
 		}
 	}
@@ -325,14 +429,12 @@ func (m *Manager) handshake(p peer.ID) {
 		defer cancel()
 		st, err := m.RequestStatus(ctx, p)
 		if err != nil {
-			if errors.Is(err, ErrWrongNetwork) {
-				m.wrongNetwork.Add(1)
-				m.cfg.Peers.Penalize(p, err)
-			}
+			m.penalizeIfOffense(p, err)
 			m.log.Debug("status exchange failed", "peer", p, "err", err)
 			return
 		}
 		m.handshakes.Add(1)
+		m.pokeSync()
 		m.log.Debug("peer status", "peer", p, "height", st.MaxHeight, "blocks", st.Count, "tips", len(st.Tips))
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +27,7 @@ type recPeers struct {
 	mu        sync.Mutex
 	penalties map[peer.ID][]error
 	statuses  map[peer.ID]dag.Status
+	firstSync any
 }
 
 func newRecPeers() *recPeers {
@@ -41,7 +44,13 @@ func (r *recPeers) SetStatus(p peer.ID, st dag.Status) {
 	defer r.mu.Unlock()
 	r.statuses[p] = st
 }
-func (r *recPeers) SetSyncPeer(peer.ID, bool) {}
+func (r *recPeers) SetSyncPeer(p peer.ID, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if on && r.firstSync == nil {
+		r.firstSync = p
+	}
+}
 
 func (r *recPeers) penalized(p peer.ID, target error) bool {
 	r.mu.Lock()
@@ -72,18 +81,36 @@ type testNode struct {
 	peers *recPeers
 }
 
-func newTestNode(t *testing.T, p *dag.Params) *testNode {
+// fastSync shortens the sync timers for tests.
+var fastSync = []Option{WithElectionWait(100 * time.Millisecond), WithSampleInterval(300 * time.Millisecond), WithStallTimeout(2 * time.Second)}
+
+func newTestNode(t testing.TB, p *dag.Params, opts ...Option) *testNode {
+	t.Helper()
+	return newTestNodeOn(t, p, dssync.MutexWrap(ds.NewMapDatastore()), opts...)
+}
+
+func newDiskNode(t testing.TB, p *dag.Params, opts ...Option) *testNode {
+	t.Helper()
+	store, err := dag.OpenPebbleStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return newTestNodeOn(t, p, store, opts...)
+}
+
+func newTestNodeOn(t testing.TB, p *dag.Params, store ds.Batching, opts ...Option) *testNode {
 	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := dag.Open(context.Background(), dssync.MutexWrap(ds.NewMapDatastore()), p)
+	d, err := dag.Open(context.Background(), store, p, dag.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := &testNode{h: h, d: d, peers: newRecPeers()}
-	n.m, err = New(Config{Host: h, DAG: d, Peers: n.peers})
+	n.m, err = New(Config{Host: h, DAG: d, Peers: n.peers, Logger: quiet}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +124,9 @@ func newTestNode(t *testing.T, p *dag.Params) *testNode {
 	return n
 }
 
-func connect(t *testing.T, a, b *testNode) {
+var quiet = testLogger()
+
+func connect(t testing.TB, a, b *testNode) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -106,9 +135,9 @@ func connect(t *testing.T, a, b *testNode) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -222,7 +251,7 @@ func TestBadRequestsPenalised(t *testing.T) {
 	a, b := newTestNode(t, dag.RegTestParams), newTestNode(t, dag.RegTestParams)
 	connect(t, a, b)
 	var status bytes.Buffer
-	writeFrame(&status, MsgStatus, wireStatus(a.d.Status()).encode())
+	writeFrame(&status, MsgStatus, a.m.ourStatus().encode())
 	cases := map[string][]byte{
 		"garbage":       {0x05, 0xde, 0xad, 0xbe, 0xef, 0x00},
 		"unknown type":  {0x02, 0xee, 0x00},
@@ -251,4 +280,12 @@ func TestBadRequestsPenalised(t *testing.T) {
 			})
 		})
 	}
+}
+
+// testLogger discards logs unless DAGNODE_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("DAGNODE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
 }

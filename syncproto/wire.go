@@ -19,10 +19,9 @@ const (
 	MsgInv       byte = 3 // inv: (type, hash, height) entries, parents first
 	MsgGetData   byte = 4 // getdata: hashes
 	MsgBlock     byte = 5 // block: one encoded block
-	MsgNotFound  byte = 6 // notfound: hashes the server does not have
+	MsgNotFound  byte = 6 // notfound: hashes the server does not have; ends a getdata reply
 	MsgGetHeight byte = 7 // getheight: the hashes at one height (bitmarkd's listener query)
 	MsgHashes    byte = 8 // hashes: reply to getheight
-	MsgDone      byte = 9 // done: end of a multi-frame reply
 )
 
 // Limits. Every one is checked before reading the bytes it bounds.
@@ -56,7 +55,7 @@ const (
 func maxPayload(t byte) (int, bool) {
 	switch t {
 	case MsgStatus:
-		return dag.HashSize + 8 + 8 + 1 + maxWorkBytes + 2 + MaxStatusTips*dag.HashSize, true
+		return dag.HashSize + 8 + 8 + 1 + maxWorkBytes + 2 + MaxStatusTips*tipEntrySize, true
 	case MsgGetBlocks:
 		return 8 + dag.HashSize, true
 	case MsgInv:
@@ -69,23 +68,53 @@ func maxPayload(t byte) (int, bool) {
 		return 8, true
 	case MsgHashes:
 		return 2 + MaxHeightHashes*dag.HashSize, true
-	case MsgDone:
-		return 0, true
 	}
 	return 0, false
 }
 
-const invEntrySize = 1 + dag.HashSize + 8
+const (
+	invEntrySize = 1 + dag.HashSize + 8
+	tipEntrySize = dag.HashSize + 8
+)
+
+// Penalties the peer tracker adds for each kind of offense (it bans at 100).
+const (
+	// PenaltyMalformed: an honest peer never sends a malformed frame.
+	PenaltyMalformed = 100
+	// PenaltyUnrequested: a block nobody asked for.
+	PenaltyUnrequested = 50
+	// PenaltyEmptyPromise: the peer claimed blocks it then did not serve.
+	PenaltyEmptyPromise = 50
+	// PenaltyStall: no progress within StallTimeout while we synced from it;
+	// slow links happen, so a stall alone does not ban.
+	PenaltyStall = 34
+	// PenaltyWrongNetwork: another network's peer is never useful.
+	PenaltyWrongNetwork = 100
+)
 
 // ProtocolError is a peer's violation of the wire format or the protocol:
-// the stream is reset and the peer is penalised.
-type ProtocolError struct{ Reason string }
+// the stream is reset and the peer is penalised by Penalty points.
+type ProtocolError struct {
+	Reason string
+	Points int
+	Err    error // an underlying sentinel such as ErrWrongNetwork, or nil
+}
 
 // Error implements error.
 func (e *ProtocolError) Error() string { return "syncproto: protocol violation: " + e.Reason }
 
+// Unwrap returns the underlying error.
+func (e *ProtocolError) Unwrap() error { return e.Err }
+
+// Penalty is what the offense costs the peer in the peer tracker.
+func (e *ProtocolError) Penalty() int { return e.Points }
+
 func violation(format string, args ...any) error {
-	return &ProtocolError{Reason: fmt.Sprintf(format, args...)}
+	return &ProtocolError{Reason: fmt.Sprintf(format, args...), Points: PenaltyMalformed}
+}
+
+func offense(points int, format string, args ...any) error {
+	return &ProtocolError{Reason: fmt.Sprintf(format, args...), Points: points}
 }
 
 // writeFrame writes one frame.
@@ -145,19 +174,23 @@ type Status struct {
 	Count     uint64
 	TotalWork *big.Int
 	Tips      []dag.Hash // at most MaxStatusTips, sorted
+	// TipHeights[i] is the height of Tips[i]: it tells a peer that lacks a
+	// tip how far down to start asking.
+	TipHeights []uint64
 }
 
 func (s *Status) encode() []byte {
 	work := s.TotalWork.Bytes()
-	b := make([]byte, 0, dag.HashSize+8+8+1+len(work)+2+len(s.Tips)*dag.HashSize)
+	b := make([]byte, 0, dag.HashSize+8+8+1+len(work)+2+len(s.Tips)*tipEntrySize)
 	b = append(b, s.Genesis[:]...)
 	b = binary.LittleEndian.AppendUint64(b, s.MaxHeight)
 	b = binary.LittleEndian.AppendUint64(b, s.Count)
 	b = append(b, byte(len(work)))
 	b = append(b, work...)
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(s.Tips)))
-	for _, t := range s.Tips {
+	for i, t := range s.Tips {
 		b = append(b, t[:]...)
+		b = binary.LittleEndian.AppendUint64(b, s.TipHeights[i])
 	}
 	return b
 }
@@ -181,11 +214,21 @@ func decodeStatus(p []byte) (*Status, error) {
 		return nil, violation("status work not minimally encoded")
 	}
 	p = p[wl:]
-	hashes, err := decodeHashes(p, MaxStatusTips)
-	if err != nil {
-		return nil, err
+	n := int(binary.LittleEndian.Uint16(p))
+	p = p[2:]
+	if n > MaxStatusTips {
+		return nil, violation("status with %d tips, at most %d", n, MaxStatusTips)
 	}
-	s.Tips = hashes
+	if len(p) != n*tipEntrySize {
+		return nil, violation("status with %d tips has %d bytes", n, len(p))
+	}
+	s.Tips = make([]dag.Hash, n)
+	s.TipHeights = make([]uint64, n)
+	for i := range n {
+		e := p[i*tipEntrySize:]
+		copy(s.Tips[i][:], e)
+		s.TipHeights[i] = binary.LittleEndian.Uint64(e[dag.HashSize:])
+	}
 	return s, nil
 }
 
@@ -283,3 +326,7 @@ func decodeInv(p []byte) ([]InvEntry, error) {
 	}
 	return inv, nil
 }
+
+func leUint64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
+
+func leAppendUint64(b []byte, v uint64) []byte { return binary.LittleEndian.AppendUint64(b, v) }

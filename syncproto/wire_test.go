@@ -17,7 +17,7 @@ func TestSharedConstants(t *testing.T) {
 	for name, c := range map[string][2]int{
 		"MsgStatus": {int(MsgStatus), 1}, "MsgGetBlocks": {int(MsgGetBlocks), 2}, "MsgInv": {int(MsgInv), 3},
 		"MsgGetData": {int(MsgGetData), 4}, "MsgBlock": {int(MsgBlock), 5}, "MsgNotFound": {int(MsgNotFound), 6},
-		"MsgGetHeight": {int(MsgGetHeight), 7}, "MsgHashes": {int(MsgHashes), 8}, "MsgDone": {int(MsgDone), 9},
+		"MsgGetHeight": {int(MsgGetHeight), 7}, "MsgHashes": {int(MsgHashes), 8},
 		"MaxStatusTips": {MaxStatusTips, 64}, "MaxInvEntries": {MaxInvEntries, 2000},
 		"MaxGetDataHashes": {MaxGetDataHashes, 500}, "MaxHeightHashes": {MaxHeightHashes, 1024},
 	} {
@@ -36,15 +36,15 @@ func TestStatusVector(t *testing.T) {
 		g[i] = 0xaa
 		tip[i] = byte(i)
 	}
-	st := &Status{Genesis: g, MaxHeight: 258, Count: 1000, TotalWork: big.NewInt(0x0102), Tips: []dag.Hash{tip}}
+	st := &Status{Genesis: g, MaxHeight: 258, Count: 1000, TotalWork: big.NewInt(0x0102), Tips: []dag.Hash{tip}, TipHeights: []uint64{257}}
 	var buf bytes.Buffer
 	if err := writeFrame(&buf, MsgStatus, st.encode()); err != nil {
 		t.Fatal(err)
 	}
-	const want = "56" + "01" + // length 86 = 1 type byte + 85 payload bytes
+	const want = "5e" + "01" + // length 94 = 1 type byte + 93 payload bytes
 		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" +
 		"0201000000000000" + "e803000000000000" + "02" + "0102" + "0100" +
-		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" + "0101000000000000"
 	if got := hex.EncodeToString(buf.Bytes()); got != want {
 		t.Fatalf("status frame\n got %s\nwant %s", got, want)
 	}
@@ -56,7 +56,7 @@ func TestStatusVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Genesis != g || back.MaxHeight != 258 || back.Count != 1000 || back.TotalWork.Cmp(st.TotalWork) != 0 || len(back.Tips) != 1 || back.Tips[0] != tip {
+	if back.Genesis != g || back.MaxHeight != 258 || back.Count != 1000 || back.TotalWork.Cmp(st.TotalWork) != 0 || len(back.Tips) != 1 || back.Tips[0] != tip || back.TipHeights[0] != 257 {
 		t.Fatalf("round trip: %+v", back)
 	}
 }
@@ -110,7 +110,7 @@ func TestDecodeListsRejectOverLimit(t *testing.T) {
 
 func FuzzReadFrame(f *testing.F) {
 	var b bytes.Buffer
-	st := &Status{TotalWork: big.NewInt(5), Tips: make([]dag.Hash, 2)}
+	st := &Status{TotalWork: big.NewInt(5), Tips: make([]dag.Hash, 2), TipHeights: []uint64{1, 2}}
 	writeFrame(&b, MsgStatus, st.encode())
 	f.Add(b.Bytes())
 	f.Add([]byte{0x02, MsgInv, 0})

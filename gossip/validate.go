@@ -1,0 +1,136 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dagnode/dagnode/dag"
+)
+
+// verdict is what a validation outcome means for the block and its sender.
+type verdict int
+
+const (
+	// verdictAccept: the DAG accepted the block; forward it.
+	verdictAccept verdict = iota
+	// verdictInvalid: the block breaks a rule; reject it and penalise the
+	// sender.
+	verdictInvalid
+	// verdictDuplicate: the DAG already holds the block.
+	verdictDuplicate
+	// verdictOrphan: the block's parents are unknown; the sync manager keeps
+	// it and fetches them.
+	verdictOrphan
+	// verdictEarly: the timestamp is too far ahead of our clock. That
+	// depends on the clocks, not on the block alone, so it proves no
+	// misbehaviour (Ethereum ignores future blocks the same way); the block
+	// may be valid a little later and sync will fetch it then.
+	verdictEarly
+	// verdictLocal: our own failure (storage, shutdown, timeout); not the
+	// sender's fault.
+	verdictLocal
+)
+
+// judge maps a validation error onto a verdict. It is the one place where
+// errors are classified; nil means accepted.
+func judge(err error) verdict {
+	var (
+		re *dag.RuleError
+		mp *dag.MissingParentsError
+	)
+	switch {
+	case err == nil:
+		return verdictAccept
+	case errors.Is(err, dag.ErrDuplicateBlock):
+		return verdictDuplicate
+	case errors.As(err, &mp):
+		return verdictOrphan
+	case errors.As(err, &re) && re.Code == dag.ErrTimeTooNew:
+		return verdictEarly
+	case errors.As(err, &re):
+		return verdictInvalid
+	default:
+		return verdictLocal
+	}
+}
+
+// result is the GossipSub decision for a verdict: only accepted blocks are
+// forwarded, and only invalid ones count against the sender's score.
+func (v verdict) result() pubsub.ValidationResult {
+	switch v {
+	case verdictAccept:
+		return pubsub.ValidationAccept
+	case verdictInvalid:
+		return pubsub.ValidationReject
+	default:
+		return pubsub.ValidationIgnore
+	}
+}
+
+// classify maps a validation error (from DecodeBlock, CheckSanity or
+// Submit) onto the GossipSub decision: nil → Accept; *dag.RuleError →
+// Reject, except ErrTimeTooNew → Ignore; *dag.MissingParentsError,
+// dag.ErrDuplicateBlock and any other error → Ignore.
+func classify(err error) pubsub.ValidationResult {
+	return judge(err).result()
+}
+
+// validate is the topic validator. It runs asynchronously (it waits on
+// Submit), at most maxConcurrentValidations at once, each bounded by
+// validatorTimeout through ctx.
+func (s *Service) validate(ctx context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	from := msg.ReceivedFrom
+	if from == s.self {
+		// Our own blocks: Publish is for blocks the DAG has accepted.
+		return pubsub.ValidationAccept
+	}
+	b, err := dag.DecodeBlock(msg.GetData())
+	if err != nil {
+		return s.conclude(from, dag.ZeroHash, err)
+	}
+	hash, err := dag.CheckSanity(b, s.cfg.Params, s.opts.now())
+	if err != nil {
+		return s.conclude(from, b.Hash(), err)
+	}
+	if s.cfg.DAG.HaveBlock(hash) {
+		return s.conclude(from, hash, dag.ErrDuplicateBlock)
+	}
+	return s.conclude(from, hash, s.cfg.Submit(ctx, from, b))
+}
+
+// conclude counts, logs and penalises one outcome and returns the decision.
+func (s *Service) conclude(from peer.ID, hash dag.Hash, err error) pubsub.ValidationResult {
+	v := judge(err)
+	switch v {
+	case verdictAccept:
+		s.accepted.Add(1)
+		s.log.Debug("block accepted", "peer", from, "hash", hash)
+	case verdictInvalid:
+		s.rejected.Add(1)
+		s.log.Debug("invalid block rejected", "peer", from, "hash", hash, "err", err)
+		if s.cfg.Penalizer != nil {
+			s.cfg.Penalizer.Penalize(from, err)
+		}
+	case verdictDuplicate:
+		s.duplicate.Add(1)
+		s.log.Debug("known block ignored", "peer", from, "hash", hash)
+	case verdictOrphan:
+		s.orphan.Add(1)
+		s.log.Debug("orphan block ignored", "peer", from, "hash", hash, "err", err)
+	case verdictEarly:
+		s.ignored.Add(1)
+		s.log.Debug("future block ignored", "peer", from, "hash", hash, "err", err)
+	case verdictLocal:
+		s.ignored.Add(1)
+		if errors.Is(err, context.Canceled) {
+			// Shutting down.
+			s.log.Debug("block not validated: canceled", "peer", from, "hash", hash, "err", err)
+		} else {
+			s.log.Warn("block not validated: local failure", "peer", from, "hash", hash, "err", err)
+		}
+	}
+	return v.result()
+}

@@ -1,0 +1,55 @@
+// Package host builds the node's libp2p host and keeps the peer tracker: the
+// one place that holds per-peer state and decides penalties and bans.
+//
+// # The host
+//
+// New turns a Config into libp2p options and returns a core/host.Host:
+// TCP and QUIC-v1 transports (by default on 0.0.0.0 and :: at DefaultPort of
+// the network: mainnet 9700, testnet 9701, simnet 9702, regtest 9703), Noise
+// and TLS security, yamux, a connection manager (DefaultLowWater /
+// DefaultHighWater / DefaultGracePeriod unless configured), a resource manager
+// whose system and transient limits are raised so that HighWater peers never
+// hit them (see limits.go for the arithmetic), and NAT traversal: UPnP/NAT-PMP
+// port mapping (unless DisableNAT), AutoNAT v2, hole punching, the relay v2
+// client, AutoRelay on StaticRelays, and on public nodes the AutoNAT service
+// (EnableNATService) and the relay service (RelayService). Identify announces
+// the agent "dagnode/<Version>" and the protocol version "/dagnode/<network>".
+// libp2p's Prometheus metrics go to Config.PrometheusRegisterer, or are off.
+// FullAddrs gives the addresses (with /p2p/<id>) other nodes dial.
+//
+// # The tracker
+//
+// A Tracker is made before the host and given to New, where it becomes the
+// connection gater (a banned peer is refused when we dial it and when it
+// dials us; when the ban expires it may connect again) and the bandwidth
+// reporter. Start(h) then follows the host's events: a peer's state appears
+// when it connects, gets identify's agent and protocols, is pinged every
+// ping interval (latency: the peerstore's moving average), and disappears
+// when the last connection closes. Bans and scores outlive connections
+// (in memory only). Peers and Peer return PeerInfo snapshots; the sync
+// protocol records each peer's dag.Status with SetStatus and its sync peer
+// with SetSyncPeer, which also protects that peer from trimming.
+//
+// # Misbehaviour
+//
+// Consumers never decide penalties: they declare
+//
+//	type Penalizer interface{ Penalize(p peer.ID, err error) }
+//
+// and pass the typed error. Penalize classifies it with errors.As:
+//
+//	*Misbehavior            its own Penalty (MalformedMessage 20, OversizeMessage 50,
+//	                        UnrequestedBlock 10, Stall 10, WrongNetwork 100)
+//	*dag.RuleError          BanThreshold: an invalid block is never honest; except
+//	                        ErrTimeTooNew (depends on our clock): PenaltyFutureBlock 20
+//	*dag.MissingParentsError, dag.ErrDuplicateBlock, context.Canceled: no penalty
+//	anything else           PenaltyDefault 2
+//
+// Scores decay, halving every ScoreHalfLife (a minute); at BanThreshold (100)
+// the peer is banned for the ban duration (DefaultBanDuration, a day) and
+// disconnected. Stats counts penalties, ignored errors, bans and refusals.
+//
+// What this package must not do: speak any protocol of ours, import any
+// package of this module but dag, or own the host's lifetime beyond New (the
+// caller closes the host; Tracker.Close works before or after that).
+package host
