@@ -40,6 +40,8 @@
 //
 //	*Misbehavior            its own Penalty (MalformedMessage 20, OversizeMessage 50,
 //	                        UnrequestedBlock 10, Stall 10, WrongNetwork 100)
+//	error with Penalty() int  that weight (syncproto.ProtocolError: malformed frame 100,
+//	                        unrequested block 50, empty promise 50, stall 34, wrong network 100)
 //	*dag.RuleError          BanThreshold: an invalid block is never honest; except
 //	                        ErrTimeTooNew (depends on our clock): PenaltyFutureBlock 20
 //	*dag.MissingParentsError, dag.ErrDuplicateBlock, context.Canceled: no penalty

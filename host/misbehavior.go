@@ -106,6 +106,7 @@ func WrongNetwork(err error) *Misbehavior {
 // except ErrTimeTooNew), then the harmless outcomes, then PenaltyDefault.
 func classify(err error) (int, string) {
 	var m *Misbehavior
+	var pe penalized
 	var re *dag.RuleError
 	var mp *dag.MissingParentsError
 	switch {
@@ -113,6 +114,8 @@ func classify(err error) (int, string) {
 		return 0, "no error"
 	case errors.As(err, &m) && m != nil:
 		return max(m.Penalty, 0), m.Reason
+	case errors.As(err, &pe) && pe != nil:
+		return max(pe.Penalty(), 0), pe.Error()
 	case errors.As(err, &re) && re != nil:
 		if re.Code == dag.ErrTimeTooNew {
 			return PenaltyFutureBlock, "block from the future"
@@ -126,6 +129,13 @@ func classify(err error) (int, string) {
 		return 0, "canceled"
 	}
 	return PenaltyDefault, "unclassified error"
+}
+
+// penalized is an error from another package that states its own weight
+// (syncproto.ProtocolError does), so consumers need not import this package.
+type penalized interface {
+	error
+	Penalty() int
 }
 
 // score is a decaying misbehaviour score.

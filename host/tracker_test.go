@@ -382,3 +382,14 @@ func TestTrackerLifecycle(t *testing.T) {
 		t.Error("Disconnect before Start succeeded")
 	}
 }
+
+type weighted struct{ n int }
+
+func (w weighted) Error() string { return "weighted offense" }
+func (w weighted) Penalty() int  { return w.n }
+
+func TestClassifyForeignPenalty(t *testing.T) {
+	if got, _ := classify(fmt.Errorf("wrapped: %w", weighted{n: 34})); got != 34 {
+		t.Fatalf("an error stating Penalty() 34 classified as %d", got)
+	}
+}

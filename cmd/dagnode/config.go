@@ -11,6 +11,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	flags "github.com/jessevdk/go-flags"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 
 	"github.com/dagnode/dagnode/dag"
 	"github.com/dagnode/dagnode/keys"
@@ -33,10 +35,28 @@ type config struct {
 	GenProcLimit int    `long:"genproclimit" description:"mining workers; 0 means one per core" toml:"genproclimit"`
 	LogLevel     string `long:"loglevel" description:"debug, info, warn or error" toml:"loglevel"`
 
+	Listen       []string `long:"listen" description:"multiaddr to listen on (repeatable; default TCP and QUIC on all interfaces, port per network)" toml:"listen"`
+	Bootstrap    []string `long:"bootstrap" description:"peer multiaddr (with /p2p/ID) to dial at start and keep retrying (repeatable)" toml:"bootstrap"`
+	Connect      []string `long:"connect" description:"connect only to this peer multiaddr (repeatable; disables DHT and mDNS discovery)" toml:"connect"`
+	AddPeer      []string `long:"addpeer" description:"persistent peer multiaddr, reconnected when lost (repeatable)" toml:"addpeer"`
+	MDNS         bool     `long:"mdns" description:"find peers on the LAN by mDNS (default on for simnet and regtest)" toml:"mdns"`
+	NoMDNS       bool     `long:"nomdns" description:"disable mDNS" toml:"nomdns"`
+	NoDHT        bool     `long:"nodht" description:"disable the Kademlia DHT and rendezvous discovery" toml:"nodht"`
+	MaxPeers     int      `long:"maxpeers" description:"connection manager high watermark; trimming goes down to half of it (default 96)" toml:"maxpeers"`
+	NATService   bool     `long:"natservice" description:"offer AutoNAT to peers (public and bootstrap nodes)" toml:"natservice"`
+	RelayService bool     `long:"relayservice" description:"act as a circuit relay v2 for peers behind NAT" toml:"relayservice"`
+	Relay        []string `long:"relay" description:"static relay multiaddr with /p2p/ID (repeatable)" toml:"relay"`
+	NoNAT        bool     `long:"nonat" description:"do not ask the router for a port mapping (UPnP/NAT-PMP)" toml:"nonat"`
+
 	// Derived by loadConfig.
 	params     *dag.Params
 	miningAddr *keys.Address
 	logLevel   slog.Level
+	bootstrap  []peer.AddrInfo
+	connect    []peer.AddrInfo
+	addPeer    []peer.AddrInfo
+	relays     []peer.AddrInfo
+	mdns       bool
 }
 
 func defaultConfig() config {
@@ -140,6 +160,31 @@ func (c *config) validate() error {
 		}
 		c.miningAddr = &a
 	}
+	if c.MaxPeers < 0 || (c.MaxPeers > 0 && c.MaxPeers < 4) {
+		return usagef("--maxpeers %d: want at least 4 (or 0 for the default)", c.MaxPeers)
+	}
+	for _, a := range c.Listen {
+		if _, err := multiaddr.NewMultiaddr(a); err != nil {
+			return usagef("--listen %q: %v", a, err)
+		}
+	}
+	var err2 error
+	if c.bootstrap, err2 = peerAddrs("--bootstrap", c.Bootstrap); err2 != nil {
+		return err2
+	}
+	if c.connect, err2 = peerAddrs("--connect", c.Connect); err2 != nil {
+		return err2
+	}
+	if c.addPeer, err2 = peerAddrs("--addpeer", c.AddPeer); err2 != nil {
+		return err2
+	}
+	if c.relays, err2 = peerAddrs("--relay", c.Relay); err2 != nil {
+		return err2
+	}
+	if c.MDNS && c.NoMDNS {
+		return usagef("--mdns and --nomdns contradict each other")
+	}
+	c.mdns = c.MDNS || (!c.NoMDNS && (p == dag.SimNetParams || p == dag.RegTestParams))
 	if c.DataDir == "" {
 		dir, err := appDir()
 		if err != nil {
@@ -148,6 +193,30 @@ func (c *config) validate() error {
 		c.DataDir = filepath.Join(dir, p.Name)
 	}
 	return nil
+}
+
+// peerAddrs parses full peer multiaddrs (with /p2p/ID), one AddrInfo per
+// peer.
+func peerAddrs(flag string, addrs []string) ([]peer.AddrInfo, error) {
+	if len(addrs) == 0 {
+		return nil, nil
+	}
+	mas := make([]multiaddr.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		ma, err := multiaddr.NewMultiaddr(a)
+		if err != nil {
+			return nil, usagef("%s %q: %v", flag, a, err)
+		}
+		if _, err := peer.AddrInfoFromP2pAddr(ma); err != nil {
+			return nil, usagef("%s %q: want a multiaddr ending in /p2p/<peer id>: %v", flag, a, err)
+		}
+		mas = append(mas, ma)
+	}
+	infos, err := peer.AddrInfosFromP2pAddrs(mas...)
+	if err != nil {
+		return nil, usagef("%s: %v", flag, err)
+	}
+	return infos, nil
 }
 
 func validLevel(s string) bool {

@@ -239,7 +239,8 @@ func TestDaemonMinesStopsAndRestarts(t *testing.T) {
 	startRe := regexp.MustCompile(`msg="dagnode starting".* peer=(\S+) new_identity=(\S+)`)
 	minedRe := regexp.MustCompile(`msg="mined block accepted"`)
 
-	d := startDaemon(t, home, "--network", "regtest", "--datadir", datadir, "--generate", "--genproclimit", "1", "--loglevel", "debug")
+	net := []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--nonat", "--nomdns", "--nodht"}
+	d := startDaemon(t, home, append([]string{"--network", "regtest", "--datadir", datadir, "--generate", "--genproclimit", "1", "--loglevel", "debug"}, net...)...)
 	first := d.waitLine(t, startRe, 1)
 	if first[2] != "true" {
 		t.Fatalf("first start did not create an identity: %v", first)
@@ -264,7 +265,7 @@ func TestDaemonMinesStopsAndRestarts(t *testing.T) {
 	count := dg.Count()
 	store.Close()
 
-	d = startDaemon(t, home, "--network", "regtest", "--datadir", datadir)
+	d = startDaemon(t, home, append([]string{"--network", "regtest", "--datadir", datadir}, net...)...)
 	second := d.waitLine(t, startRe, 1)
 	if second[1] != first[1] || second[2] != "false" {
 		t.Fatalf("restart changed the identity: %v then %v", first[1:], second[1:])

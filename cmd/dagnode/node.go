@@ -2,18 +2,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"runtime"
 
+	pebbleds "github.com/ipfs/go-ds-pebble"
+	corehost "github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/dagnode/dagnode/dag"
+	"github.com/dagnode/dagnode/discovery"
+	"github.com/dagnode/dagnode/gossip"
+	"github.com/dagnode/dagnode/host"
 	"github.com/dagnode/dagnode/keys"
 	"github.com/dagnode/dagnode/metrics"
 	"github.com/dagnode/dagnode/miner"
+	"github.com/dagnode/dagnode/syncproto"
 )
 
 // Files and directories inside the data directory.
@@ -23,6 +30,9 @@ const (
 	keysDir      = "keys"
 )
 
+// version is reported to peers (identify) and operators.
+const version = "0.3.0"
+
 // runNode runs the daemon until ctx ends.
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig(args, stdout)
@@ -31,67 +41,234 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	log := newLogger(stderr, cfg.logLevel)
 	slog.SetDefault(log)
-
-	priv, created, err := keys.LoadOrCreateIdentity(filepath.Join(cfg.DataDir, identityFile))
+	n, err := newNode(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	defer n.close()
+	if err := n.start(); err != nil {
+		return err
+	}
+	st := n.dag.Status()
+	log.Info("dagnode running", "blocks", st.Count, "height", st.MaxHeight, "tips", len(st.Tips), "peer", n.host.ID())
+	<-ctx.Done()
+	st = n.dag.Status()
+	log.Info("dagnode stopping", "blocks", st.Count, "height", st.MaxHeight, "tips", len(st.Tips), "mined", n.miner.Stats().Accepted)
+	return nil
+}
+
+// node is every part of a running dagnode, wired together. It is the only
+// place that sees their concrete types.
+type node struct {
+	cfg     *config
+	log     *slog.Logger
+	store   *pebbleds.Datastore
+	dag     *dag.DAG
+	metrics *metrics.Manager
+	tracker *host.Tracker
+	host    corehost.Host
+	sync    *syncproto.Manager
+	gossip  *gossip.Service
+	disc    *discovery.Service
+	miner   *miner.Miner
+}
+
+// nodeOptions are test hooks for in-process networks.
+type nodeOptions struct {
+	syncOpts  []syncproto.Option
+	discOpts  []discovery.Option
+	trackOpts []host.TrackerOption
+}
+
+// newNode builds every part; it opens the store and the host, but starts no
+// loops (start does).
+func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOptions) (_ *node, err error) {
+	var no nodeOptions
+	if len(nopts) > 0 {
+		no = nopts[0]
+	}
+	n := &node{cfg: cfg, log: log, metrics: metrics.New()}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	priv, created, err := keys.LoadOrCreateIdentity(filepath.Join(cfg.DataDir, identityFile))
+	if err != nil {
+		return nil, err
 	}
 	id, err := peer.IDFromPrivateKey(priv)
 	if err != nil {
-		return fmt.Errorf("node identity: %w", err)
+		return nil, fmt.Errorf("node identity: %w", err)
 	}
 	log.Info("dagnode starting", "network", cfg.params.Name, "datadir", cfg.DataDir, "peer", id, "new_identity", created)
 
-	store, err := dag.OpenPebbleStore(filepath.Join(cfg.DataDir, storeDir))
-	if err != nil {
-		return err
+	if n.store, err = dag.OpenPebbleStore(filepath.Join(cfg.DataDir, storeDir)); err != nil {
+		return nil, err
 	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("closing store", "err", err)
-		}
-		log.Info("store closed")
-	}()
-	d, err := dag.Open(ctx, store, cfg.params, dag.WithLogger(log))
-	if err != nil {
-		return err
+	if n.dag, err = dag.Open(ctx, n.store, cfg.params, dag.WithLogger(log)); err != nil {
+		return nil, err
 	}
-	mtr := metrics.New()
+
+	n.tracker = host.NewTracker(append([]host.TrackerOption{host.WithLogger(log)}, no.trackOpts...)...)
+	n.host, err = host.New(host.Config{
+		Network:          cfg.params.Name,
+		PrivKey:          priv,
+		ListenAddrs:      cfg.Listen,
+		HighWater:        cfg.MaxPeers,
+		LowWater:         cfg.MaxPeers / 2,
+		EnableNATService: cfg.NATService,
+		RelayService:     cfg.RelayService,
+		StaticRelays:     cfg.relays,
+		DisableNAT:       cfg.NoNAT,
+		Version:          version,
+		Logger:           log,
+	}, n.tracker)
+	if err != nil {
+		return nil, err
+	}
+
+	n.sync, err = syncproto.New(syncproto.Config{
+		Host:       n.host,
+		DAG:        n.dag,
+		Peers:      n.tracker,
+		OnAccepted: n.accepted,
+		Logger:     log,
+	}, no.syncOpts...)
+	if err != nil {
+		return nil, err
+	}
+	n.gossip, err = gossip.New(gossip.Config{
+		Host:      n.host,
+		Params:    cfg.params,
+		DAG:       n.dag,
+		Submit:    n.sync.Submit,
+		Penalizer: n.tracker,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.disc, err = discovery.New(discovery.Config{
+		Host:       n.host,
+		Network:    cfg.params.Name,
+		Store:      n.store,
+		Bootstrap:  cfg.bootstrap,
+		Connect:    cfg.connect,
+		Persistent: cfg.addPeer,
+		DHT:        !cfg.NoDHT,
+		MDNS:       cfg.mdns,
+		Protect:    n.tracker.Protect,
+		Logger:     log,
+	}, no.discOpts...)
+	if err != nil {
+		return nil, err
+	}
 
 	addr, err := miningAddress(cfg, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	n := &node{dag: d, log: log}
-	m, err := miner.New(miner.Config{
-		DAG:        d,
+	n.miner, err = miner.New(miner.Config{
+		DAG:        n.dag,
 		Submit:     n.submitBlock,
 		MiningAddr: addr,
-		Recorder:   mtr,
+		Recorder:   n.metrics,
 		Logger:     log,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	m.Start()
-	defer m.Close() // runs before the store closes
-	if cfg.Generate {
-		workers := cfg.GenProcLimit
+	return n, nil
+}
+
+// start starts the parts in dependency order.
+func (n *node) start() error {
+	steps := []struct {
+		name  string
+		start func() error
+	}{
+		{"tracker", func() error { return n.tracker.Start(n.host) }},
+		{"sync", n.sync.Start},
+		{"gossip", n.gossip.Start},
+		{"discovery", n.disc.Start},
+		{"miner", func() error { n.miner.Start(); return nil }},
+	}
+	for _, s := range steps {
+		if err := s.start(); err != nil {
+			return fmt.Errorf("starting %s: %w", s.name, err)
+		}
+	}
+	if n.cfg.Generate {
+		workers := n.cfg.GenProcLimit
 		if workers == 0 {
 			workers = runtime.NumCPU()
 		}
-		if err := m.SetGenerate(true, workers); err != nil {
+		if err := n.miner.SetGenerate(true, workers); err != nil {
 			return err
 		}
 	}
-
-	st := d.Status()
-	log.Info("dagnode running", "blocks", st.Count, "height", st.MaxHeight, "tips", len(st.Tips))
-	<-ctx.Done()
-	st = d.Status()
-	ms := m.Stats()
-	log.Info("dagnode stopping", "blocks", st.Count, "height", st.MaxHeight, "tips", len(st.Tips), "mined", ms.Accepted)
 	return nil
+}
+
+// close shuts down in reverse order: the miner first (no new blocks), then
+// discovery (no new dials), the host (it owns in-flight stream handlers and
+// connections), gossip, sync, the tracker, and the store last, flushed. Every
+// part's Close is idempotent and safe before Start, so close also cleans up
+// after a failed newNode or start.
+func (n *node) close() {
+	if n.miner != nil {
+		n.miner.Close()
+	}
+	if n.disc != nil {
+		n.disc.Close()
+	}
+	n.closeHost()
+	if n.gossip != nil {
+		n.gossip.Close()
+	}
+	if n.sync != nil {
+		n.sync.Close()
+	}
+	if n.tracker != nil {
+		n.tracker.Close()
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			n.log.Error("closing store", "err", err)
+		}
+		n.store = nil
+		n.log.Info("store closed")
+	}
+}
+
+func (n *node) closeHost() {
+	if n.host == nil {
+		return
+	}
+	if err := n.host.Close(); err != nil {
+		n.log.Error("closing host", "err", err)
+	}
+	n.host = nil
+}
+
+// submitBlock is the miner's way into the DAG: the same path as blocks from
+// the network (the sync manager), then announced by gossip.
+func (n *node) submitBlock(ctx context.Context, b *dag.Block) error {
+	if err := n.sync.Submit(ctx, "", b); err != nil {
+		return err
+	}
+	if err := n.gossip.Publish(ctx, b); err != nil && !errors.Is(err, context.Canceled) {
+		n.log.Warn("publishing mined block", "hash", b.Hash(), "err", err)
+	}
+	return nil
+}
+
+// accepted is called from the sync manager loop for every block added.
+func (n *node) accepted(b *dag.Block, hash dag.Hash, from peer.ID) {
+	if from != "" {
+		n.log.Debug("block accepted", "hash", hash, "peer", from)
+	}
 }
 
 // miningAddress returns the configured address, or the node's default one
@@ -100,28 +277,13 @@ func miningAddress(cfg *config, log *slog.Logger) ([dag.AddrLen]byte, error) {
 	if cfg.miningAddr != nil {
 		return *cfg.miningAddr, nil
 	}
-	var zero [dag.AddrLen]byte
-	if !cfg.Generate {
-		// Not mining yet: a default address is made when first needed.
-		zero[0] = cfg.params.AddrPrefix
-		return zero, nil
-	}
 	a, created, err := keys.LoadOrCreateDefaultMiningAddress(filepath.Join(cfg.DataDir, keysDir), cfg.params.AddrPrefix)
 	if err != nil {
+		var zero [dag.AddrLen]byte
 		return zero, err
 	}
-	log.Info("mining to the node's default address", "address", a.String(), "new", created)
+	if cfg.Generate || created {
+		log.Info("mining address", "address", a.String(), "new", created)
+	}
 	return a, nil
-}
-
-// node holds the parts the submit path needs.
-type node struct {
-	dag *dag.DAG
-	log *slog.Logger
-}
-
-// submitBlock is the one path into the DAG for new blocks, mined here or
-// (later) received from peers.
-func (n *node) submitBlock(ctx context.Context, b *dag.Block) error {
-	return n.dag.ProcessBlock(ctx, b)
 }
