@@ -30,20 +30,27 @@ type blockNode struct {
 
 // DAG is the block DAG: an in-memory index of every block over a datastore
 // that holds the blocks. Reads are concurrent under a RWMutex; writes
-// (ProcessBlock, ProcessBlocks) are serialised by it, and in the node the sync
-// manager is their only caller.
+// (ProcessBlock, ProcessBlocks) are serialised by a second mutex and hold the
+// RWMutex only to update the index, never while waiting for the disk. In the
+// node the sync manager is their only caller.
 type DAG struct {
 	params *Params
 	store  ds.Batching
 	log    *slog.Logger
 	now    func() time.Time
 
+	// writeMu serialises writers: a block is checked, stored and indexed
+	// under it, so the index cannot change between the check and the index
+	// update, while mu is held only for the short index update and readers
+	// never wait for the disk.
+	writeMu sync.Mutex
+	failed  error // a storage failure; every later write returns it. Guarded by writeMu.
+
 	mu        sync.RWMutex
 	index     map[Hash]*blockNode
 	byHeight  [][]*blockNode
 	tips      map[Hash]*blockNode
 	totalWork *big.Int
-	failed    error // a storage failure; every later write returns it
 
 	version atomic.Uint64
 }
@@ -170,8 +177,8 @@ func (d *DAG) newNode(hash Hash, h *Header, parents []*blockNode) *blockNode {
 	return n
 }
 
-// addNode links n into the index. Called with the write lock held (or before
-// the DAG is shared).
+// addNode links n into the index. Called with mu held for writing (or
+// before the DAG is shared).
 func (d *DAG) addNode(n *blockNode) {
 	d.index[n.hash] = n
 	for int64(len(d.byHeight)) <= n.height {
@@ -207,7 +214,8 @@ func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) (errs []error)
 		hashes[i], errs[i] = CheckSanity(b, d.params, now)
 	}
 
-	d.mu.Lock()
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
 	accepted := 0
 	for i, b := range blocks {
 		if errs[i] != nil {
@@ -217,19 +225,15 @@ func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) (errs []error)
 			accepted++
 		}
 	}
-	d.mu.Unlock()
-
 	if accepted == 0 {
 		return errs
 	}
-	// Wait for the disk outside the lock: readers and the miner see the new
-	// blocks meanwhile, but nobody is told they are accepted before they are
-	// durable. The WAL is ordered, so no block can be durable without its
-	// parents.
+	// Wait for the disk without holding mu: readers and the miner see the
+	// new blocks meanwhile, but nobody is told they are accepted before they
+	// are durable. The WAL is ordered, so no block can be durable without
+	// its parents.
 	if err := d.store.Sync(ctx, ds.RawKey("/dag")); err != nil {
-		d.mu.Lock()
 		failed := d.fail(err)
-		d.mu.Unlock()
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = failed
@@ -239,14 +243,26 @@ func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) (errs []error)
 	return errs
 }
 
-// connect runs the contextual checks and stores the block. Called with the
-// write lock held.
-func (d *DAG) connect(ctx context.Context, hash Hash, b *Block) error {
-	if d.failed != nil {
-		return d.failed
+// CheckBlock runs every check ProcessBlock runs, without storing the block:
+// a nil error means ProcessBlock would accept it now (barring a storage
+// failure or the same block arriving first). Gossip validators use it to
+// forward a block before it is on disk. It returns the block hash.
+func (d *DAG) CheckBlock(b *Block) (Hash, error) {
+	hash, err := CheckSanity(b, d.params, d.now())
+	if err != nil {
+		return hash, err
 	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	_, err = d.checkConnect(hash, b)
+	return hash, err
+}
+
+// checkConnect finds the parents and runs the contextual checks. Called
+// with the lock held (read or write).
+func (d *DAG) checkConnect(hash Hash, b *Block) ([]*blockNode, error) {
 	if d.index[hash] != nil {
-		return ErrDuplicateBlock
+		return nil, ErrDuplicateBlock
 	}
 	parents := make([]*blockNode, len(b.Header.Parents))
 	var missing []Hash
@@ -256,28 +272,50 @@ func (d *DAG) connect(ctx context.Context, hash Hash, b *Block) error {
 		}
 	}
 	if missing != nil {
-		return &MissingParentsError{Block: hash, Missing: missing}
+		return nil, &MissingParentsError{Block: hash, Missing: missing}
 	}
 	if err := d.checkContext(&b.Header, parents); err != nil {
-		return err
+		return nil, err
 	}
-	n := d.newNode(hash, &b.Header, parents)
-	var formerTips []Hash
-	for _, p := range parents {
-		if _, ok := d.tips[p.hash]; ok {
-			formerTips = append(formerTips, p.hash)
+	return parents, nil
+}
+
+// connect runs the contextual checks, stores the block and indexes it.
+// Called with writeMu held; it takes mu only to read, then to index.
+func (d *DAG) connect(ctx context.Context, hash Hash, b *Block) error {
+	if d.failed != nil {
+		return d.failed
+	}
+	d.mu.RLock()
+	parents, err := d.checkConnect(hash, b)
+	var (
+		n          *blockNode
+		formerTips []Hash
+	)
+	if err == nil {
+		n = d.newNode(hash, &b.Header, parents)
+		for _, p := range parents {
+			if _, ok := d.tips[p.hash]; ok {
+				formerTips = append(formerTips, p.hash)
+			}
 		}
+	}
+	d.mu.RUnlock()
+	if err != nil {
+		return err
 	}
 	raw := b.Encode()
 	if err := writeBlock(ctx, d.store, raw, n, raw[:b.Header.EncodedSize()], formerTips); err != nil {
 		return d.fail(err)
 	}
+	d.mu.Lock()
 	d.addNode(n)
+	d.mu.Unlock()
 	return nil
 }
 
 // fail records a storage failure and returns it: the store may now lag the
-// index, so the DAG refuses further writes. Called with the write lock held.
+// index, so the DAG refuses further writes. Called with writeMu held.
 func (d *DAG) fail(err error) error {
 	if d.failed == nil {
 		d.failed = fmt.Errorf("dag: storage failed, restart the node: %w", err)

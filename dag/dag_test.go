@@ -399,3 +399,32 @@ func TestOpenRefusesCorruptGenesisKey(t *testing.T) {
 		t.Fatal("opened a store with a corrupt genesis key")
 	}
 }
+
+func TestCheckBlockMatchesProcessBlock(t *testing.T) {
+	ctx := context.Background()
+	p := dag.SimNetParams
+	d := memDAG(t, p)
+	for _, c := range dagtest.InvalidBlocks(p, time.Now()) {
+		if _, err := d.CheckBlock(c.Block); !dag.IsRuleError(err, c.Code) {
+			t.Errorf("%s: CheckBlock gave %v, want %s", c.Name, err, c.Code)
+		}
+	}
+	good := dagtest.MakeBlock(p, []dag.Hash{p.GenesisHash}, p.PowLimitBits, p.GenesisBlock.Header.Timestamp+1, nil)
+	child := dagtest.MakeBlock(p, []dag.Hash{good.Hash()}, p.PowLimitBits, p.GenesisBlock.Header.Timestamp+2, nil)
+	var mp *dag.MissingParentsError
+	if _, err := d.CheckBlock(child); !errors.As(err, &mp) {
+		t.Fatalf("orphan: %v", err)
+	}
+	if h, err := d.CheckBlock(good); err != nil || h != good.Hash() {
+		t.Fatalf("good block: %v", err)
+	}
+	if d.Count() != 1 {
+		t.Fatal("CheckBlock stored a block")
+	}
+	if err := d.ProcessBlock(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.CheckBlock(good); !errors.Is(err, dag.ErrDuplicateBlock) {
+		t.Fatalf("known block: %v", err)
+	}
+}

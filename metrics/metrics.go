@@ -2,7 +2,10 @@ package metrics
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // MaxBlockMetrics is how many recent mined blocks keep their hash and solve
@@ -30,9 +33,22 @@ type minedBlock struct {
 	solveMS int64
 }
 
-// Manager collects the node's metrics. Its methods are safe for concurrent
-// use, and BlockMined is a no-op on a nil *Manager. Create one with New.
+// Manager collects the node's metrics and owns the node's one Prometheus
+// registry. Its methods are safe for concurrent use, and every recording
+// method is a no-op on a nil *Manager. Create one with New; the zero value is
+// not usable.
 type Manager struct {
+	// reg is the node's registry: the Go and process collectors, dagnode's
+	// own families, and whatever libp2p registers through Registry.
+	reg *prometheus.Registry
+	// accepted holds one child of dagnode_blocks_accepted_total per source,
+	// resolved once so that BlockAccepted does no label lookup.
+	accepted [numSources]prometheus.Counter
+	// requests is dagnode_request_duration_seconds.
+	requests *prometheus.HistogramVec
+	// sources are the snapshot functions read at scrape time.
+	sources atomic.Pointer[Sources]
+
 	mu sync.Mutex
 	// blkGenCount counts every BlockMined call.
 	blkGenCount uint64
@@ -41,11 +57,6 @@ type Manager struct {
 	// the index of the oldest entry.
 	recent []minedBlock
 	next   int
-}
-
-// New returns an empty Manager. It starts nothing.
-func New() *Manager {
-	return &Manager{}
 }
 
 // BlockMined records a block this node mined and the DAG accepted: it counts

@@ -48,9 +48,11 @@ type Config struct {
 	DAG   DAG
 	Peers Peers
 	// OnAccepted, if set, is called from the manager loop for every block
-	// added to the DAG (from is empty for blocks mined here). It must not
+	// added to the DAG (from is empty for blocks mined here). relay is true
+	// for a block gossip did not forward when it arrived (an orphan joined
+	// once its parents came): the node should announce it now. It must not
 	// block.
-	OnAccepted func(b *dag.Block, hash dag.Hash, from peer.ID)
+	OnAccepted func(b *dag.Block, hash dag.Hash, from peer.ID, relay bool)
 	Logger     *slog.Logger
 }
 
@@ -101,6 +103,16 @@ type Stats struct {
 	Stalls   uint64
 }
 
+// queued is a checked block waiting for the loop (Enqueue).
+type queued struct {
+	from  peer.ID
+	block *dag.Block
+}
+
+// enqueueQueue bounds Enqueue's queue: a burst of a few hundred gossiped
+// blocks is absorbed without blocking the validators.
+const enqueueQueue = 512
+
 // loopReq runs fn in the manager loop; done is closed after it ran.
 type loopReq struct {
 	fn   func()
@@ -115,6 +127,7 @@ type Manager struct {
 	proto protocol.ID
 
 	calls chan loopReq
+	queue chan queued
 	quit  chan struct{}
 	// ctx is the parent of the manager's own requests; Close cancels it.
 	ctx     context.Context
@@ -174,6 +187,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 		log:      cfg.Logger,
 		proto:    ProtocolID(cfg.DAG.Params().Name),
 		calls:    make(chan loopReq),
+		queue:    make(chan queued, enqueueQueue),
 		statuses: make(map[peer.ID]*peerState),
 		limiters: make(map[peer.ID]*rate.Limiter),
 		fetches:  make(chan orphanFetch, orphanFetchQueue),
@@ -224,15 +238,35 @@ func (m *Manager) Close() error {
 // announced by peers other than the sync peer are dropped with ErrSyncing
 // (soterd's sync mode); they are picked up by the sync that follows.
 func (m *Manager) Submit(ctx context.Context, from peer.ID, b *dag.Block) error {
-	if from != "" && m.syncing.Load() && from != m.currentSyncPeer() {
-		m.droppedSyncing.Add(1)
-		return ErrSyncing
+	if err := m.Accepting(from); err != nil {
+		return err
 	}
 	var err error
 	if cerr := m.call(ctx, func() { err = m.process(ctx, from, b) }); cerr != nil {
 		return cerr
 	}
 	return err
+}
+
+// Accepting reports whether a block announced by peer from would be taken
+// now: in sync mode, only the sync peer's are (ErrSyncing otherwise).
+func (m *Manager) Accepting(from peer.ID) error {
+	if from != "" && m.syncing.Load() && from != m.currentSyncPeer() {
+		m.droppedSyncing.Add(1)
+		return ErrSyncing
+	}
+	return nil
+}
+
+// Enqueue hands a block that dag.CheckBlock has already accepted to the
+// manager loop without waiting for the disk, so gossip can forward it at
+// once. The queue is bounded (enqueueQueue); when it is full, Enqueue waits
+// for room rather than drop a valid block. The outcome reaches OnAccepted.
+func (m *Manager) Enqueue(from peer.ID, b *dag.Block) {
+	select {
+	case m.queue <- queued{from: from, block: b}:
+	case <-m.quit:
+	}
 }
 
 // submitBatch processes blocks in order with one disk sync (sync sessions).
@@ -286,8 +320,13 @@ func (m *Manager) loop() {
 		case <-m.quit:
 			return
 		case r := <-m.calls:
+			// Blocks already checked and queued go first: a call may be a
+			// child of one of them (gossip submits orphans synchronously).
+			m.drainQueue()
 			r.fn()
 			close(r.done)
+		case q := <-m.queue:
+			m.processQueued(q)
 		case now := <-sweep.C:
 			m.orphans.expire(now)
 			m.syncOrphanStats()
@@ -304,7 +343,7 @@ func (m *Manager) process(ctx context.Context, from peer.ID, b *dag.Block) error
 	case err == nil:
 		m.accepted.Add(1)
 		hash := b.Hash()
-		m.notify(b, hash, from)
+		m.notify(b, hash, from, false)
 		m.connectOrphans(ctx, hash)
 	case errors.As(err, &mp):
 		m.keepOrphan(b, mp, from)
@@ -323,7 +362,7 @@ func (m *Manager) processBatch(ctx context.Context, from peer.ID, blocks []*dag.
 		case err == nil:
 			m.accepted.Add(1)
 			hash := blocks[i].Hash()
-			m.notify(blocks[i], hash, from)
+			m.notify(blocks[i], hash, from, false)
 			m.connectOrphans(ctx, hash)
 		case errors.As(err, &mp):
 			m.keepOrphan(blocks[i], mp, from)
@@ -366,7 +405,7 @@ func (m *Manager) connectOrphans(ctx context.Context, parent dag.Hash) {
 			case err == nil:
 				m.accepted.Add(1)
 				m.joined.Add(1)
-				m.notify(o.block, o.hash, o.from)
+				m.notify(o.block, o.hash, o.from, o.from != "")
 				queue = append(queue, o.hash)
 			case errors.As(err, &mp):
 				// Still waiting on another parent.
@@ -382,9 +421,28 @@ func (m *Manager) connectOrphans(ctx context.Context, parent dag.Hash) {
 	}
 }
 
-func (m *Manager) notify(b *dag.Block, hash dag.Hash, from peer.ID) {
+func (m *Manager) notify(b *dag.Block, hash dag.Hash, from peer.ID, relay bool) {
 	if m.cfg.OnAccepted != nil {
-		m.cfg.OnAccepted(b, hash, from)
+		m.cfg.OnAccepted(b, hash, from, relay)
+	}
+}
+
+// drainQueue processes every block waiting in the queue. Only called from
+// the manager loop.
+func (m *Manager) drainQueue() {
+	for {
+		select {
+		case q := <-m.queue:
+			m.processQueued(q)
+		default:
+			return
+		}
+	}
+}
+
+func (m *Manager) processQueued(q queued) {
+	if err := m.process(m.ctx, q.from, q.block); err != nil && !errors.Is(err, dag.ErrDuplicateBlock) {
+		m.log.Debug("queued block not added", "hash", q.block.Hash(), "peer", q.from, "err", err)
 	}
 }
 

@@ -38,6 +38,15 @@ const (
 	// DefaultProgressInterval is the period of the progress log line.
 	DefaultProgressInterval = 10 * time.Second
 
+	// BehindGrace: a tip a peer has and we lack counts as "behind" only
+	// once it has had this long to arrive by gossip, so blocks in flight do
+	// not throw nodes into sync mode (which drops gossip) all the time.
+	BehindGrace = 2 * time.Second
+
+	// syncLeadHeights: a peer this many heights ahead of us is behind-worthy
+	// at once, without the grace.
+	syncLeadHeights = 2
+
 	// pipelineDepth is how many getdata batches are in flight at once.
 	pipelineDepth = 4
 
@@ -103,7 +112,9 @@ func WithServeRate(blocksPerSec float64) Option {
 
 type peerState struct {
 	status *Status
-	at     time.Time
+	// aheadSince is when the peer first showed a tip we lack, zero while
+	// it shows none.
+	aheadSince time.Time
 }
 
 type orphanFetch struct {
@@ -168,9 +179,21 @@ func (m *Manager) currentSyncPeer() peer.ID {
 }
 
 func (m *Manager) setPeerStatus(p peer.ID, st *Status) {
+	ahead := m.ahead(st)
 	m.statusMu.Lock()
-	m.statuses[p] = &peerState{status: st, at: time.Now()}
-	m.statusMu.Unlock()
+	defer m.statusMu.Unlock()
+	ps := m.statuses[p]
+	if ps == nil {
+		ps = &peerState{}
+		m.statuses[p] = ps
+	}
+	ps.status = st
+	switch {
+	case !ahead:
+		ps.aheadSince = time.Time{}
+	case ps.aheadSince.IsZero():
+		ps.aheadSince = time.Now()
+	}
 }
 
 func (m *Manager) forgetPeer(p peer.ID) {
@@ -237,9 +260,13 @@ func (m *Manager) syncLoop() {
 		case <-waitC:
 			waitC = nil
 		}
-		p, st, n := m.elect()
+		p, st, n, recheck := m.elect()
 		if p == "" {
 			firstAhead = time.Time{}
+			if !recheck.IsZero() && waitC == nil {
+				wait = time.NewTimer(time.Until(recheck))
+				waitC = wait.C
+			}
 			continue
 		}
 		if firstAhead.IsZero() {
@@ -283,17 +310,26 @@ func (m *Manager) sampleStatuses() {
 // elect picks the target most peers agree on among the peers that have
 // blocks we lack (ties: more total work, then more blocks), then the sync
 // peer among the peers that have it, preferring direct connections. n is
-// the number of statuses the election saw.
-func (m *Manager) elect() (peer.ID, *Status, int) {
+// the number of statuses the election saw; recheck, when not zero, is when
+// a peer that is ahead only within BehindGrace should be looked at again.
+func (m *Manager) elect() (_ peer.ID, _ *Status, n int, recheck time.Time) {
+	now := time.Now()
+	ourHeight := uint64(m.cfg.DAG.Status().MaxHeight)
 	m.statusMu.Lock()
 	type group struct {
 		status *Status
 		peers  []peer.ID
 	}
 	groups := map[string]*group{}
-	n := len(m.statuses)
+	n = len(m.statuses)
 	for p, ps := range m.statuses {
 		if m.cfg.Host.Network().Connectedness(p) != network.Connected || !m.ahead(ps.status) {
+			continue
+		}
+		if due := ps.aheadSince.Add(BehindGrace); now.Before(due) && ps.status.MaxHeight < ourHeight+syncLeadHeights {
+			if recheck.IsZero() || due.Before(recheck) {
+				recheck = due
+			}
 			continue
 		}
 		key := fmt.Sprint(ps.status.Tips, ps.status.TotalWork)
@@ -312,7 +348,7 @@ func (m *Manager) elect() (peer.ID, *Status, int) {
 		}
 	}
 	if best == nil {
-		return "", nil, n
+		return "", nil, n, recheck
 	}
 	slices.SortFunc(best.peers, func(a, b peer.ID) int {
 		if da, db := m.direct(a), m.direct(b); da != db {
@@ -323,7 +359,7 @@ func (m *Manager) elect() (peer.ID, *Status, int) {
 		}
 		return compareIDs(a, b)
 	})
-	return best.peers[0], best.status, n
+	return best.peers[0], best.status, n, time.Time{}
 }
 
 func compareIDs(a, b peer.ID) int {

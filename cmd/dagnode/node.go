@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	corehost "github.com/libp2p/go-libp2p/core/host"
@@ -71,6 +74,16 @@ type node struct {
 	gossip  *gossip.Service
 	disc    *discovery.Service
 	miner   *miner.Miner
+
+	onAccepted  func(hash dag.Hash)
+	onValidated func(hash dag.Hash)
+
+	// Blocks to announce again (orphans that gossip ignored, now joined).
+	relayQ       chan *dag.Block
+	relayDropped atomic.Uint64
+	quit         chan struct{}
+	closeOnce    sync.Once
+	wg           sync.WaitGroup
 }
 
 // nodeOptions are test hooks for in-process networks.
@@ -78,6 +91,10 @@ type nodeOptions struct {
 	syncOpts  []syncproto.Option
 	discOpts  []discovery.Option
 	trackOpts []host.TrackerOption
+	// onAccepted sees every block the DAG accepts (benchmarks time it);
+	// onValidated every block that passed validation and is being forwarded.
+	onAccepted  func(hash dag.Hash)
+	onValidated func(hash dag.Hash)
 }
 
 // newNode builds every part; it opens the store and the host, but starts no
@@ -87,7 +104,8 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 	if len(nopts) > 0 {
 		no = nopts[0]
 	}
-	n := &node{cfg: cfg, log: log, metrics: metrics.New()}
+	n := &node{cfg: cfg, log: log, metrics: metrics.New(), onAccepted: no.onAccepted, onValidated: no.onValidated,
+		relayQ: make(chan *dag.Block, relayQueue), quit: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -142,7 +160,7 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 		Host:      n.host,
 		Params:    cfg.params,
 		DAG:       n.dag,
-		Submit:    n.sync.Submit,
+		Submit:    n.gossipBlock,
 		Penalizer: n.tracker,
 		Logger:    log,
 	})
@@ -193,6 +211,7 @@ func (n *node) start() error {
 		{"gossip", n.gossip.Start},
 		{"discovery", n.disc.Start},
 		{"miner", func() error { n.miner.Start(); return nil }},
+		{"relay", func() error { n.wg.Go(n.relayLoop); return nil }},
 	}
 	for _, s := range steps {
 		if err := s.start(); err != nil {
@@ -220,6 +239,8 @@ func (n *node) close() {
 	if n.miner != nil {
 		n.miner.Close()
 	}
+	n.closeOnce.Do(func() { close(n.quit) })
+	n.wg.Wait()
 	if n.disc != nil {
 		n.disc.Close()
 	}
@@ -253,23 +274,88 @@ func (n *node) closeHost() {
 }
 
 // submitBlock is the miner's way into the DAG: the same path as blocks from
-// the network (the sync manager), then announced by gossip.
+// the network (the sync manager). A block that passes every check is
+// announced at once, while the sync manager writes it; submitBlock returns
+// only when the block is on disk (or refused), so generate counts accepted
+// blocks only.
 func (n *node) submitBlock(ctx context.Context, b *dag.Block) error {
-	if err := n.sync.Submit(ctx, "", b); err != nil {
+	hash, err := n.dag.CheckBlock(b)
+	if err != nil {
 		return err
+	}
+	if n.onValidated != nil {
+		n.onValidated(hash)
 	}
 	if err := n.gossip.Publish(ctx, b); err != nil && !errors.Is(err, context.Canceled) {
 		n.log.Warn("publishing mined block", "hash", b.Hash(), "err", err)
 	}
-	return nil
+	return n.sync.Submit(ctx, "", b)
 }
 
-// accepted is called from the sync manager loop for every block added.
-func (n *node) accepted(b *dag.Block, hash dag.Hash, from peer.ID) {
+// gossipBlock is the gossip validator's way into the DAG. A block that
+// passes every check is accepted (and so forwarded) at once and written by
+// the sync manager in the background: forwarding does not wait for the disk
+// at every hop. An orphan goes to the sync manager synchronously, which
+// keeps it and fetches its parents from the sender.
+func (n *node) gossipBlock(ctx context.Context, from peer.ID, b *dag.Block) error {
+	if err := n.sync.Accepting(from); err != nil {
+		return err
+	}
+	hash, err := n.dag.CheckBlock(b)
+	var mp *dag.MissingParentsError
+	switch {
+	case err == nil:
+		if n.onValidated != nil {
+			n.onValidated(hash)
+		}
+		n.sync.Enqueue(from, b)
+		return nil
+	case errors.As(err, &mp):
+		return n.sync.Submit(ctx, from, b)
+	}
+	return err
+}
+
+// relayQueue bounds blocks waiting to be re-announced; a full queue drops
+// (the block still reaches peers by sync).
+const relayQueue = 256
+
+// accepted is called from the sync manager loop for every block added; it
+// must not block.
+func (n *node) accepted(b *dag.Block, hash dag.Hash, from peer.ID, relay bool) {
+	if n.onAccepted != nil {
+		n.onAccepted(hash)
+	}
+	if relay {
+		select {
+		case n.relayQ <- b:
+		default:
+			n.relayDropped.Add(1)
+		}
+	}
 	if from != "" {
 		n.log.Debug("block accepted", "hash", hash, "peer", from)
 	}
 }
+
+// relayLoop announces joined orphans on gossip.
+func (n *node) relayLoop() {
+	for {
+		select {
+		case <-n.quit:
+			return
+		case b := <-n.relayQ:
+			ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
+			if err := n.gossip.Publish(ctx, b); err != nil {
+				n.log.Debug("relaying joined orphan", "hash", b.Hash(), "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// relayTimeout bounds handing one block to the gossip router.
+const relayTimeout = 5 * time.Second
 
 // miningAddress returns the configured address, or the node's default one
 // (made on first use) when mining without --miningaddr.

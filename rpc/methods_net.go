@@ -1,0 +1,425 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dagnode/dagnode/dag"
+)
+
+// PeerSource is the peer tracker and connector, with peers named by their
+// libp2p IDs and multiaddrs in text form (so this package needs no libp2p).
+// An adapter wraps ErrInvalidPeerID, ErrInvalidAddress, ErrPeerNotFound and
+// ErrNodeNotAdded with %w so the client gets the right code.
+type PeerSource interface {
+	// Peers are the connected peers.
+	Peers() []PeerInfo
+	// Disconnect closes every connection to a peer.
+	Disconnect(id string) error
+	// Ban bans a peer for d (and disconnects it); Unban lifts a ban.
+	Ban(id string, d time.Duration, reason string) error
+	Unban(id string) error
+	// Banned lists the bans in force.
+	Banned() []BanInfo
+	// Connect dials a multiaddr (with /p2p/<id>) once; AddPersistent dials
+	// it and keeps redialing it; RemovePersistent stops that.
+	Connect(ctx context.Context, addr string) error
+	AddPersistent(ctx context.Context, addr string) error
+	RemovePersistent(addr string) error
+	// Ping pings every connected peer at once and returns when all have
+	// answered or failed, or ctx ends.
+	Ping(ctx context.Context) []PingResult
+}
+
+// PeerInfo describes a connected peer.
+type PeerInfo struct {
+	ID string
+	// Addrs are the remote multiaddrs of all current connections.
+	Addrs []string
+	// Direction is "inbound" or "outbound" (of the connection shown).
+	Direction string
+	// Transport is "tcp", "quic", "relay", ...; Relayed is true when every
+	// connection goes through a relay.
+	Transport string
+	Relayed   bool
+	// Agent and ProtocolVersion come from identify.
+	Agent           string
+	ProtocolVersion string
+	// Latency is the moving average of ping round trips (0: not yet).
+	Latency     time.Duration
+	ConnectedAt time.Time
+	BytesSent   int64
+	BytesRecv   int64
+	// Score is the misbehaviour score; Banned and BanUntil a ban in force.
+	Score    int
+	Banned   bool
+	BanUntil time.Time
+	// Status is the DAG status the peer announced, nil before that.
+	Status *dag.Status
+	// SyncPeer reports that we sync from this peer.
+	SyncPeer bool
+}
+
+// BanInfo describes a ban in force.
+type BanInfo struct {
+	ID     string
+	Until  time.Time
+	Reason string
+}
+
+// PingResult is one peer's answer to ping.
+type PingResult struct {
+	ID  string
+	RTT time.Duration
+	Err error
+}
+
+// NetInfo describes this node on the network.
+type NetInfo interface {
+	NetworkInfo() NetworkInfo
+	NetTotals() NetTotals
+}
+
+// NetworkInfo is this node's identity and reachability.
+type NetworkInfo struct {
+	PeerID string
+	// ListenAddrs are full multiaddrs, ending in /p2p/<PeerID>.
+	ListenAddrs []string
+	// ObservedAddrs are our addresses as peers see them (identify).
+	ObservedAddrs []string
+	// Reachability is "public", "private" or "unknown" (AutoNAT).
+	Reachability string
+	// NAT describes port mapping, e.g. "upnp: mapped", "disabled".
+	NAT string
+	// RelayAddrs are the circuit addresses reserved on relays.
+	RelayAddrs []string
+	// Protocols are the protocols this node speaks.
+	Protocols []string
+	// Agent is the identify agent version, e.g. "dagnode/1.0.0".
+	Agent string
+}
+
+// NetTotals are the bytes exchanged with all peers since start.
+type NetTotals struct {
+	BytesRecv uint64
+	BytesSent uint64
+}
+
+// Network limits.
+const (
+	// DefaultBanSeconds is ban's default duration: a day, as the tracker's.
+	DefaultBanSeconds = 24 * 60 * 60
+	// MaxBanSeconds bounds ban's duration: a year.
+	MaxBanSeconds = 365 * 24 * 60 * 60
+)
+
+func netMethods() []*method {
+	peerID := func() param { return reqString("peerid", "a libp2p peer ID, e.g. 12D3KooW...") }
+	return []*method{
+		{
+			name: "getpeerinfo", category: "network",
+			summary: "Returns the connected peers.",
+			result: `[{"id": peer ID, "addr", "addrs", "direction": inbound|outbound, "inbound", "transport", "relayed", ` +
+				`"subver": agent, "protocolversion", "bytessent", "bytesrecv", "conntime": unix seconds, ` +
+				`"pingtime": latency in microseconds (btcd's unit), "currentheight": -1 before its status, "blocks", "banscore", "banned", "banuntil", "syncnode"}, ...]`,
+			needs: partPeers,
+			run:   (*Server).handleGetPeerInfo,
+		},
+		{
+			name: "getconnectioncount", category: "network",
+			summary: "Returns the number of connected peers.",
+			result:  "an integer",
+			needs:   partPeers,
+			run:     (*Server).handleGetConnectionCount,
+		},
+		{
+			name: "getnettotals", category: "network",
+			summary: "Returns the bytes exchanged with peers since start.",
+			result:  `{"totalbytesrecv", "totalbytessent", "timemillis"}`,
+			needs:   partNet,
+			run:     (*Server).handleGetNetTotals,
+		},
+		{
+			name: "getnetworkinfo", category: "network",
+			summary: "Returns this node's peer ID, addresses, reachability and protocols.",
+			result: `{"version", "subversion", "network", "connections", "peerid", "listenaddrs": full /p2p/ multiaddrs, ` +
+				`"observedaddrs", "reachability": public|private|unknown, "natstatus", "relayaddrs", "protocols"}`,
+			needs: partNet,
+			run:   (*Server).handleGetNetworkInfo,
+		},
+		{
+			name: "addnode", category: "network",
+			params: []param{
+				reqString("addr", "a multiaddr ending in /p2p/<peer ID>"),
+				reqEnum("command", []string{"add", "remove", "onetry"}, "add: connect and keep reconnecting; remove: stop that; onetry: connect once"),
+			},
+			summary: "Connects to a peer, once or persistently, or forgets a persistent peer.",
+			result:  "null",
+			needs:   partPeers,
+			run:     (*Server).handleAddNode,
+		},
+		{
+			name: "disconnectnode", category: "network",
+			params:  []param{peerID()},
+			summary: "Closes the connections to a peer (it may reconnect: use ban to keep it out).",
+			result:  "null",
+			needs:   partPeers,
+			run:     (*Server).handleDisconnectNode,
+		},
+		{
+			name: "ban", category: "network",
+			params:  []param{peerID(), optInt("seconds", int64(DefaultBanSeconds), 1, MaxBanSeconds, "how long the ban lasts")},
+			summary: "Bans a peer: disconnects it and refuses its connections until the ban ends.",
+			result:  "null",
+			needs:   partPeers,
+			run:     (*Server).handleBan,
+		},
+		{
+			name: "unban", category: "network",
+			params:  []param{peerID()},
+			summary: "Lifts a ban.",
+			result:  "null",
+			needs:   partPeers,
+			run:     (*Server).handleUnban,
+		},
+		{
+			name: "listbanned", category: "network",
+			summary: "Lists the bans in force.",
+			result:  `[{"peerid", "banneduntil": unix seconds, "reason"}, ...]`,
+			needs:   partPeers,
+			run:     (*Server).handleListBanned,
+		},
+		{
+			name: "ping", category: "network",
+			summary: "Pings every connected peer and returns the round-trip times (soterd queues the pings and returns null; this waits for them).",
+			result:  `[{"peerid", "pingtime": microseconds, "error": only if the ping failed}, ...]`,
+			needs:   partPeers,
+			run:     (*Server).handlePing,
+		},
+	}
+}
+
+// PeerInfoResult is one entry of getpeerinfo, modelled on btcd's
+// GetPeerInfoResult; id is a peer ID string, not a number.
+type PeerInfoResult struct {
+	ID              string   `json:"id"`
+	Addr            string   `json:"addr"`
+	Addrs           []string `json:"addrs"`
+	Direction       string   `json:"direction"`
+	Inbound         bool     `json:"inbound"`
+	Transport       string   `json:"transport"`
+	Relayed         bool     `json:"relayed"`
+	SubVer          string   `json:"subver"`
+	ProtocolVersion string   `json:"protocolversion"`
+	BytesSent       int64    `json:"bytessent"`
+	BytesRecv       int64    `json:"bytesrecv"`
+	ConnTime        int64    `json:"conntime"`
+	PingTime        float64  `json:"pingtime"`
+	CurrentHeight   int64    `json:"currentheight"`
+	Blocks          int      `json:"blocks"`
+	BanScore        int      `json:"banscore"`
+	Banned          bool     `json:"banned"`
+	BanUntil        int64    `json:"banuntil,omitempty"`
+	SyncNode        bool     `json:"syncnode"`
+}
+
+func (s *Server) handleGetPeerInfo(context.Context, args) (any, error) {
+	peers := s.cfg.Peers.Peers()
+	out := make([]PeerInfoResult, 0, len(peers))
+	for _, p := range peers {
+		r := PeerInfoResult{
+			ID:              p.ID,
+			Addrs:           orEmpty(p.Addrs),
+			Direction:       p.Direction,
+			Inbound:         p.Direction == "inbound",
+			Transport:       p.Transport,
+			Relayed:         p.Relayed,
+			SubVer:          p.Agent,
+			ProtocolVersion: p.ProtocolVersion,
+			BytesSent:       p.BytesSent,
+			BytesRecv:       p.BytesRecv,
+			PingTime:        micros(p.Latency),
+			BanScore:        p.Score,
+			Banned:          p.Banned,
+			SyncNode:        p.SyncPeer,
+			CurrentHeight:   -1,
+		}
+		if len(p.Addrs) > 0 {
+			r.Addr = p.Addrs[0]
+		}
+		if !p.ConnectedAt.IsZero() {
+			r.ConnTime = p.ConnectedAt.Unix()
+		}
+		if p.Banned && !p.BanUntil.IsZero() {
+			r.BanUntil = p.BanUntil.Unix()
+		}
+		if p.Status != nil {
+			r.CurrentHeight = p.Status.MaxHeight
+			r.Blocks = p.Status.Count
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (s *Server) handleGetConnectionCount(context.Context, args) (any, error) {
+	return len(s.cfg.Peers.Peers()), nil
+}
+
+// NetTotalsResult is getnettotals' result (btcd's GetNetTotalsResult).
+type NetTotalsResult struct {
+	TotalBytesRecv uint64 `json:"totalbytesrecv"`
+	TotalBytesSent uint64 `json:"totalbytessent"`
+	TimeMillis     int64  `json:"timemillis"`
+}
+
+func (s *Server) handleGetNetTotals(context.Context, args) (any, error) {
+	t := s.cfg.Net.NetTotals()
+	return NetTotalsResult{TotalBytesRecv: t.BytesRecv, TotalBytesSent: t.BytesSent, TimeMillis: time.Now().UnixMilli()}, nil
+}
+
+// NetworkInfoResult is getnetworkinfo's result.
+type NetworkInfoResult struct {
+	Version       int64    `json:"version"`
+	SubVersion    string   `json:"subversion"`
+	Network       string   `json:"network"`
+	Connections   int      `json:"connections"`
+	PeerID        string   `json:"peerid"`
+	ListenAddrs   []string `json:"listenaddrs"`
+	ObservedAddrs []string `json:"observedaddrs"`
+	Reachability  string   `json:"reachability"`
+	NATStatus     string   `json:"natstatus"`
+	RelayAddrs    []string `json:"relayaddrs"`
+	Protocols     []string `json:"protocols"`
+}
+
+func (s *Server) handleGetNetworkInfo(context.Context, args) (any, error) {
+	ni := s.cfg.Net.NetworkInfo()
+	v := parseVersion(s.cfg.Version)
+	r := NetworkInfoResult{
+		Version:       int64(v.Major)*1000000 + int64(v.Minor)*10000 + int64(v.Patch)*100,
+		SubVersion:    ni.Agent,
+		Network:       s.cfg.Chain.Params().Name,
+		PeerID:        ni.PeerID,
+		ListenAddrs:   orEmpty(ni.ListenAddrs),
+		ObservedAddrs: orEmpty(ni.ObservedAddrs),
+		Reachability:  ni.Reachability,
+		NATStatus:     ni.NAT,
+		RelayAddrs:    orEmpty(ni.RelayAddrs),
+		Protocols:     orEmpty(ni.Protocols),
+	}
+	if r.Reachability == "" {
+		r.Reachability = "unknown"
+	}
+	if s.cfg.Peers != nil {
+		r.Connections = len(s.cfg.Peers.Peers())
+	}
+	return r, nil
+}
+
+func (s *Server) handleAddNode(ctx context.Context, a args) (any, error) {
+	addr := a.str(0)
+	var err error
+	switch a.str(1) {
+	case "add":
+		err = s.cfg.Peers.AddPersistent(ctx, addr)
+	case "remove":
+		err = s.cfg.Peers.RemovePersistent(addr)
+	case "onetry":
+		err = s.cfg.Peers.Connect(ctx, addr)
+	}
+	if err != nil {
+		return nil, toError(fmt.Errorf("addnode %s: %w", a.str(1), err), CodeMisc)
+	}
+	return nil, nil
+}
+
+func (s *Server) handleDisconnectNode(_ context.Context, a args) (any, error) {
+	id := a.str(0)
+	if !s.connected(id) {
+		return nil, errorf(CodeInvalidParameter, "peer %q is not connected", truncate(id, 80))
+	}
+	if err := s.cfg.Peers.Disconnect(id); err != nil {
+		return nil, toError(fmt.Errorf("disconnectnode: %w", err), CodeMisc)
+	}
+	return nil, nil
+}
+
+func (s *Server) connected(id string) bool {
+	for _, p := range s.cfg.Peers.Peers() {
+		if p.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) handleBan(_ context.Context, a args) (any, error) {
+	d := time.Duration(a.int(1)) * time.Second
+	if err := s.cfg.Peers.Ban(a.str(0), d, "banned over RPC"); err != nil {
+		return nil, toError(fmt.Errorf("ban: %w", err), CodeMisc)
+	}
+	return nil, nil
+}
+
+func (s *Server) handleUnban(_ context.Context, a args) (any, error) {
+	id := a.str(0)
+	banned := false
+	for _, b := range s.cfg.Peers.Banned() {
+		banned = banned || b.ID == id
+	}
+	if !banned {
+		return nil, errorf(CodeInvalidParameter, "peer %q is not banned", truncate(id, 80))
+	}
+	if err := s.cfg.Peers.Unban(id); err != nil {
+		return nil, toError(fmt.Errorf("unban: %w", err), CodeMisc)
+	}
+	return nil, nil
+}
+
+// BannedResult is one entry of listbanned.
+type BannedResult struct {
+	PeerID      string `json:"peerid"`
+	BannedUntil int64  `json:"banneduntil"`
+	Reason      string `json:"reason"`
+}
+
+func (s *Server) handleListBanned(context.Context, args) (any, error) {
+	bans := s.cfg.Peers.Banned()
+	out := make([]BannedResult, 0, len(bans))
+	for _, b := range bans {
+		out = append(out, BannedResult{PeerID: b.ID, BannedUntil: b.Until.Unix(), Reason: b.Reason})
+	}
+	return out, nil
+}
+
+// PingReply is one entry of ping's result.
+type PingReply struct {
+	PeerID   string  `json:"peerid"`
+	PingTime float64 `json:"pingtime"`
+	Error    string  `json:"error,omitempty"`
+}
+
+func (s *Server) handlePing(ctx context.Context, _ args) (any, error) {
+	res := s.cfg.Peers.Ping(ctx)
+	out := make([]PingReply, 0, len(res))
+	for _, r := range res {
+		p := PingReply{PeerID: r.ID, PingTime: micros(r.RTT)}
+		if r.Err != nil {
+			p.Error = r.Err.Error()
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// micros is d in microseconds, btcd's unit for ping times.
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
