@@ -50,7 +50,7 @@ func (s *Service) dialRound() time.Duration {
 			next = wait
 		}
 	}
-	for _, ai := range s.must {
+	for _, ai := range s.mustPeers() {
 		consider(ai, kindPersistent)
 	}
 	if s.connectOnly || s.connected() >= s.target {
@@ -66,7 +66,7 @@ func (s *Service) dialRound() time.Duration {
 		if dialed >= s.target || s.connected()+s.inflightCount() >= s.target {
 			break
 		}
-		if s.mustSet[ai.ID] {
+		if s.isMust(ai.ID) {
 			continue
 		}
 		if started, _ := s.tryDial(ai, kindStored); started {
@@ -193,7 +193,7 @@ func (s *Service) markDisconnected(p peer.ID) {
 // held.
 func (s *Service) pruneRetries(now time.Time) {
 	for p, r := range s.retries {
-		if r.since.IsZero() && !s.mustSet[p] && now.Sub(r.next) > s.opts.backoffMax {
+		if r.since.IsZero() && !s.isMust(p) && now.Sub(r.next) > s.opts.backoffMax {
 			delete(s.retries, p)
 		}
 	}

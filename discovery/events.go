@@ -35,7 +35,7 @@ func (s *Service) handleEvent(e any) {
 			s.markConnected(ev.Peer)
 		case network.NotConnected:
 			s.markDisconnected(ev.Peer)
-			if s.mustSet[ev.Peer] || (!s.connectOnly && s.connected() < s.target) {
+			if s.isMust(ev.Peer) || (!s.connectOnly && s.connected() < s.target) {
 				s.wake()
 			}
 		}

@@ -36,12 +36,13 @@ type Service struct {
 
 	target      int
 	connectOnly bool
-	must        []peer.AddrInfo // Connect or Persistent peers: redialed whenever lost
-	mustSet     map[peer.ID]bool
-	bootstrap   []peer.AddrInfo // empty when connectOnly
-	protoPrefix protocol.ID     // /dagnode/<network>
-	namespace   string          // rendezvous namespace dagnode/<network>
-	mdnsName    string          // mDNS service name dagnode-<network>
+	mustMu      sync.Mutex
+	must        []peer.AddrInfo  // Connect or Persistent peers: redialed whenever lost. Guarded by mustMu.
+	mustSet     map[peer.ID]bool // Guarded by mustMu.
+	bootstrap   []peer.AddrInfo  // empty when connectOnly
+	protoPrefix protocol.ID      // /dagnode/<network>
+	namespace   string           // rendezvous namespace dagnode/<network>
+	mdnsName    string           // mDNS service name dagnode-<network>
 	backoffs    backoff.BackoffFactory
 
 	// lifecycle
@@ -269,7 +270,7 @@ func (s *Service) Start() error {
 	}
 	s.log.Info("discovery started", "network", s.cfg.Network, "dht", s.kad != nil,
 		"dht_mode", s.opts.dhtMode.String(), "mdns", s.mdns != nil, "connect_only", s.connectOnly,
-		"bootstrap", len(s.bootstrap), "persistent", len(s.must), "known", s.knownCount(),
+		"bootstrap", len(s.bootstrap), "persistent", len(s.mustPeers()), "known", s.knownCount(),
 		"target", s.target)
 	return nil
 }
@@ -337,7 +338,7 @@ func (s *Service) dhtBootstrapPeers() []peer.AddrInfo {
 	}
 	out := make([]peer.AddrInfo, 0, len(s.bootstrap)+len(s.must)+len(known))
 	out = append(out, s.bootstrap...)
-	out = append(out, s.must...)
+	out = append(out, s.mustPeers()...)
 	return append(out, known...)
 }
 
@@ -352,4 +353,66 @@ func (s *Service) wake() {
 	case s.kick <- struct{}{}:
 	default:
 	}
+}
+
+// mustPeers returns a copy of the Connect/Persistent peers.
+func (s *Service) mustPeers() []peer.AddrInfo {
+	s.mustMu.Lock()
+	defer s.mustMu.Unlock()
+	return append([]peer.AddrInfo(nil), s.must...)
+}
+
+// isMust reports whether p is a Connect/Persistent peer.
+func (s *Service) isMust(p peer.ID) bool {
+	s.mustMu.Lock()
+	defer s.mustMu.Unlock()
+	return s.mustSet[p]
+}
+
+// AddPersistent adds a peer to redial whenever lost, as --addpeer does
+// (the addnode add RPC). The peer is protected from trimming and dialled at
+// once. Adding a known persistent peer merges its addresses.
+func (s *Service) AddPersistent(ai peer.AddrInfo) error {
+	if ai.ID == s.cfg.Host.ID() {
+		return errors.New("discovery: cannot add this node as a persistent peer")
+	}
+	if len(ai.Addrs) == 0 {
+		return errors.New("discovery: a persistent peer needs an address")
+	}
+	s.mustMu.Lock()
+	found := false
+	for i := range s.must {
+		if s.must[i].ID == ai.ID {
+			s.must[i].Addrs = append(s.must[i].Addrs, ai.Addrs...)
+			found = true
+		}
+	}
+	if !found {
+		s.must = append(s.must, ai)
+		s.mustSet[ai.ID] = true
+	}
+	s.mustMu.Unlock()
+	if s.cfg.Protect != nil {
+		s.cfg.Protect(ai.ID, ProtectTag)
+	}
+	s.wake()
+	return nil
+}
+
+// RemovePersistent stops redialing a persistent peer (addnode remove). It
+// reports whether the peer was persistent. The connection stays up.
+func (s *Service) RemovePersistent(id peer.ID) bool {
+	s.mustMu.Lock()
+	defer s.mustMu.Unlock()
+	if !s.mustSet[id] {
+		return false
+	}
+	delete(s.mustSet, id)
+	for i := range s.must {
+		if s.must[i].ID == id {
+			s.must = append(s.must[:i], s.must[i+1:]...)
+			break
+		}
+	}
+	return true
 }

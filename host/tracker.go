@@ -589,8 +589,19 @@ func (t *Tracker) SetSyncPeer(p peer.ID, on bool) {
 	}
 }
 
-// BandwidthTotals returns the bytes sent and received over all streams.
-func (t *Tracker) BandwidthTotals() metrics.Stats { return t.bw.GetBandwidthTotals() }
+// BandwidthTotals returns the bytes sent and received over all streams. The
+// swarm reports bytes per stream only (by protocol and peer), so the totals
+// are the sum over protocols; the meters update about once a second.
+func (t *Tracker) BandwidthTotals() metrics.Stats {
+	var total metrics.Stats
+	for _, s := range t.bw.GetBandwidthByProtocol() {
+		total.TotalIn += s.TotalIn
+		total.TotalOut += s.TotalOut
+		total.RateIn += s.RateIn
+		total.RateOut += s.RateOut
+	}
+	return total
+}
 
 // PeerInfo is a snapshot of a connected peer.
 type PeerInfo struct {

@@ -150,6 +150,9 @@ type SyncInfo struct {
 	Sessions uint64
 }
 
+// Syncing reports whether the manager is in sync mode.
+func (m *Manager) Syncing() bool { return m.syncing.Load() }
+
 // SyncInfo returns the sync state.
 func (m *Manager) SyncInfo() SyncInfo {
 	st := m.cfg.DAG.Status()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,12 @@ type config struct {
 	RelayService bool     `long:"relayservice" description:"act as a circuit relay v2 for peers behind NAT" toml:"relayservice"`
 	Relay        []string `long:"relay" description:"static relay multiaddr with /p2p/ID (repeatable)" toml:"relay"`
 	NoNAT        bool     `long:"nonat" description:"do not ask the router for a port mapping (UPnP/NAT-PMP)" toml:"nonat"`
+
+	RPCListen []string `long:"rpclisten" description:"JSON-RPC host:port (repeatable; default 127.0.0.1 and the network's RPC port)" toml:"rpclisten"`
+	RPCUser   string   `long:"rpcuser" description:"JSON-RPC user name (default: a random cookie in <datadir>/.cookie)" toml:"rpcuser"`
+	RPCPass   string   `long:"rpcpass" description:"JSON-RPC password" toml:"rpcpass"`
+	NoRPC     bool     `long:"norpc" description:"disable the JSON-RPC server" toml:"norpc"`
+	Metrics   string   `long:"metrics" description:"serve Prometheus metrics on host:port at /metrics (off by default)" toml:"metrics"`
 
 	// Derived by loadConfig.
 	params     *dag.Params
@@ -135,7 +142,7 @@ func loadConfig(args []string, out io.Writer) (*config, error) {
 		return nil, err
 	}
 	if len(rest) > 0 {
-		return nil, usagef("unexpected argument %q (commands: keys)", rest[0])
+		return nil, usagef("unexpected argument %q (commands: keys, rpc)", rest[0])
 	}
 	return &cfg, cfg.validate()
 }
@@ -180,6 +187,19 @@ func (c *config) validate() error {
 	}
 	if c.relays, err2 = peerAddrs("--relay", c.Relay); err2 != nil {
 		return err2
+	}
+	if (c.RPCUser == "") != (c.RPCPass == "") {
+		return usagef("--rpcuser and --rpcpass go together (or neither, for cookie auth)")
+	}
+	for _, a := range c.RPCListen {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return usagef("--rpclisten %q: want host:port: %v", a, err)
+		}
+	}
+	if c.Metrics != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
+			return usagef("--metrics %q: want host:port: %v", c.Metrics, err)
+		}
 	}
 	if c.MDNS && c.NoMDNS {
 		return usagef("--mdns and --nomdns contradict each other")

@@ -1,7 +1,8 @@
 // Command dagnode is the dagnode daemon and its command-line tools.
 //
-//	dagnode [flags]                 run the node
-//	dagnode keys newaddress [flags] make a mining key and print its address
+//	dagnode [flags]                        run the node
+//	dagnode keys newaddress [flags]        make a mining key and print its address
+//	dagnode rpc [flags] METHOD [PARAMS...] call the node's JSON-RPC server
 //
 // The daemon opens the DAG in its data directory (an embedded pebble store),
 // loads or creates the node identity, and mines when asked (--generate). It

@@ -52,9 +52,12 @@ func realMain() int {
 // done, and returns the exit code. Errors go to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
-	if len(args) > 0 && args[0] == "keys" {
+	switch {
+	case len(args) > 0 && args[0] == "keys":
 		err = runKeys(args[1:], stdout)
-	} else {
+	case len(args) > 0 && args[0] == "rpc":
+		err = runRPC(ctx, args[1:], stdout)
+	default:
 		err = runNode(ctx, args, stdout, stderr)
 	}
 	var uerr *usageError

@@ -206,11 +206,14 @@ func (d *daemon) waitLine(t *testing.T, re *regexp.Regexp, n int) []string {
 	return m
 }
 
-// stop signals the daemon and waits for a clean exit.
+// stop signals the daemon (unless sig is 0: it was asked to stop another
+// way) and waits for a clean exit.
 func (d *daemon) stop(t *testing.T, sig syscall.Signal) {
 	t.Helper()
-	if err := d.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
+	if sig != 0 {
+		if err := d.cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for line := range d.lines { // drain until the process closes stderr
 		d.log.WriteString(line + "\n")
@@ -239,7 +242,7 @@ func TestDaemonMinesStopsAndRestarts(t *testing.T) {
 	startRe := regexp.MustCompile(`msg="dagnode starting".* peer=(\S+) new_identity=(\S+)`)
 	minedRe := regexp.MustCompile(`msg="mined block accepted"`)
 
-	net := []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--nonat", "--nomdns", "--nodht"}
+	net := []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--nonat", "--nomdns", "--nodht", "--rpclisten", "127.0.0.1:0"}
 	d := startDaemon(t, home, append([]string{"--network", "regtest", "--datadir", datadir, "--generate", "--genproclimit", "1", "--loglevel", "debug"}, net...)...)
 	first := d.waitLine(t, startRe, 1)
 	if first[2] != "true" {
@@ -274,6 +277,12 @@ func TestDaemonMinesStopsAndRestarts(t *testing.T) {
 	if loaded[1] != strconv.Itoa(count) {
 		t.Fatalf("restart loaded %s blocks, %d were stored", loaded[1], count)
 	}
+	rpcAddr := d.waitLine(t, regexp.MustCompile(`msg="rpc server listening" addrs="?\[([0-9.:]+)\]`), 1)[1]
 	d.waitLine(t, regexp.MustCompile(`msg="dagnode running"`), 1)
-	d.stop(t, syscall.SIGTERM)
+	// The stop RPC, through the command-line client and the cookie.
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"rpc", "--network", "regtest", "--datadir", datadir, "--rpcserver", rpcAddr, "stop"}, &out, &errb); code != exitOK {
+		t.Fatalf("dagnode rpc stop: exit %d: %s", code, errb.String())
+	}
+	d.stop(t, 0)
 }

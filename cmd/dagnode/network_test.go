@@ -37,7 +37,8 @@ func testLog() *slog.Logger {
 func startNode(t testing.TB, network string, dir string, extra ...string) *node {
 	t.Helper()
 	args := append([]string{"--network", network, "--datadir", dir, "--nonat", "--nomdns",
-		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--genproclimit", "1"}, extra...)
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--genproclimit", "1",
+		"--rpclisten", "127.0.0.1:0"}, extra...)
 	cfg, err := loadConfig(args, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,12 +24,14 @@ import (
 	"github.com/dagnode/dagnode/keys"
 	"github.com/dagnode/dagnode/metrics"
 	"github.com/dagnode/dagnode/miner"
+	"github.com/dagnode/dagnode/rpc"
 	"github.com/dagnode/dagnode/syncproto"
 )
 
 // Files and directories inside the data directory.
 const (
 	identityFile = "identity.key"
+	cookieFile   = ".cookie"
 	storeDir     = "blocks"
 	keysDir      = "keys"
 )
@@ -44,7 +47,9 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	log := newLogger(stderr, cfg.logLevel)
 	slog.SetDefault(log)
-	n, err := newNode(ctx, cfg, log)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	n, err := newNode(ctx, cfg, log, nodeOptions{stop: stop})
 	if err != nil {
 		return err
 	}
@@ -74,6 +79,10 @@ type node struct {
 	gossip  *gossip.Service
 	disc    *discovery.Service
 	miner   *miner.Miner
+	rpc     *rpc.Server
+	netInfo *netInfo
+	metSrv  *metrics.Server
+	stop    func() // asks runNode to shut down (the stop RPC)
 
 	onAccepted  func(hash dag.Hash)
 	onValidated func(hash dag.Hash)
@@ -91,6 +100,8 @@ type nodeOptions struct {
 	syncOpts  []syncproto.Option
 	discOpts  []discovery.Option
 	trackOpts []host.TrackerOption
+	// stop is what the stop RPC calls; nil leaves stop unavailable.
+	stop func()
 	// onAccepted sees every block the DAG accepts (benchmarks time it);
 	// onValidated every block that passed validation and is being forwarded.
 	onAccepted  func(hash dag.Hash)
@@ -105,7 +116,7 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 		no = nopts[0]
 	}
 	n := &node{cfg: cfg, log: log, metrics: metrics.New(), onAccepted: no.onAccepted, onValidated: no.onValidated,
-		relayQ: make(chan *dag.Block, relayQueue), quit: make(chan struct{})}
+		relayQ: make(chan *dag.Block, relayQueue), quit: make(chan struct{}), stop: no.stop}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -130,17 +141,18 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 
 	n.tracker = host.NewTracker(append([]host.TrackerOption{host.WithLogger(log)}, no.trackOpts...)...)
 	n.host, err = host.New(host.Config{
-		Network:          cfg.params.Name,
-		PrivKey:          priv,
-		ListenAddrs:      cfg.Listen,
-		HighWater:        cfg.MaxPeers,
-		LowWater:         cfg.MaxPeers / 2,
-		EnableNATService: cfg.NATService,
-		RelayService:     cfg.RelayService,
-		StaticRelays:     cfg.relays,
-		DisableNAT:       cfg.NoNAT,
-		Version:          version,
-		Logger:           log,
+		Network:              cfg.params.Name,
+		PrivKey:              priv,
+		ListenAddrs:          cfg.Listen,
+		HighWater:            cfg.MaxPeers,
+		LowWater:             cfg.MaxPeers / 2,
+		EnableNATService:     cfg.NATService,
+		RelayService:         cfg.RelayService,
+		StaticRelays:         cfg.relays,
+		DisableNAT:           cfg.NoNAT,
+		Version:              version,
+		Logger:               log,
+		PrometheusRegisterer: n.metrics.Registry(),
 	}, n.tracker)
 	if err != nil {
 		return nil, err
@@ -197,6 +209,59 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 	if err != nil {
 		return nil, err
 	}
+	n.netInfo = newNetInfo(n)
+	n.metrics.SetSources(metrics.Sources{
+		DAG: func() metrics.DAGSnapshot {
+			st := n.dag.Status()
+			return metrics.DAGSnapshot{Blocks: st.Count, Tips: len(st.Tips), MaxHeight: st.MaxHeight}
+		},
+		Sync: func() metrics.SyncSnapshot {
+			i := n.sync.SyncInfo()
+			return metrics.SyncSnapshot{Syncing: i.Syncing, TargetHeight: int64(i.Target), BlocksPerSecond: i.BlocksPerSecond}
+		},
+		Gossip: func() []metrics.GossipSnapshot {
+			st := n.gossip.Stats()
+			return []metrics.GossipSnapshot{{Topic: st.Topic, Accepted: st.Accepted, Rejected: st.Rejected, Ignored: st.Ignored,
+				Duplicate: st.Duplicate, Orphan: st.Orphan, Dropped: st.Dropped, MeshPeers: st.MeshPeers}}
+		},
+		Peers: func() []metrics.PeerCount {
+			var out []metrics.PeerCount
+			for _, p := range n.tracker.Peers() {
+				out = append(out, metrics.PeerCount{Direction: strings.ToLower(p.Direction.String()), Transport: p.Transport, N: 1})
+			}
+			return out
+		},
+	})
+	if cfg.Metrics != "" {
+		if n.metSrv, err = metrics.NewServer(cfg.Metrics, n.metrics, log); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.NoRPC {
+		rcfg := rpc.Config{
+			Listen:     cfg.RPCListen,
+			User:       cfg.RPCUser,
+			Pass:       cfg.RPCPass,
+			CookiePath: filepath.Join(cfg.DataDir, cookieFile),
+			Version:    version,
+			Chain:      n.dag,
+			Submitter:  submitter{n},
+			Miner:      n.miner,
+			Metrics:    n.metrics,
+			Peers:      &peerSource{n},
+			Net:        n.netInfo,
+			Sync:       syncStatus{n},
+			Stop:       n.stop,
+			AddrString: addrString,
+			Logger:     log,
+		}
+		if len(rcfg.Listen) == 0 {
+			rcfg.Listen = []string{fmt.Sprintf("127.0.0.1:%d", rpc.DefaultPort(cfg.params.Name))}
+		}
+		if n.rpc, err = rpc.New(rcfg); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -212,6 +277,19 @@ func (n *node) start() error {
 		{"discovery", n.disc.Start},
 		{"miner", func() error { n.miner.Start(); return nil }},
 		{"relay", func() error { n.wg.Go(n.relayLoop); return nil }},
+		{"network info", n.netInfo.start},
+		{"metrics server", func() error {
+			if n.metSrv == nil {
+				return nil
+			}
+			return n.metSrv.Start()
+		}},
+		{"rpc server", func() error {
+			if n.rpc == nil {
+				return nil
+			}
+			return n.rpc.Start()
+		}},
 	}
 	for _, s := range steps {
 		if err := s.start(); err != nil {
@@ -230,14 +308,24 @@ func (n *node) start() error {
 	return nil
 }
 
-// close shuts down in reverse order: the miner first (no new blocks), then
+// close shuts down in reverse order: the RPC and metrics servers, the miner
+// (no new blocks), then
 // discovery (no new dials), the host (it owns in-flight stream handlers and
 // connections), gossip, sync, the tracker, and the store last, flushed. Every
 // part's Close is idempotent and safe before Start, so close also cleans up
 // after a failed newNode or start.
 func (n *node) close() {
+	if n.rpc != nil {
+		n.rpc.Close() // cancels in-flight calls, such as generate
+	}
+	if n.metSrv != nil {
+		n.metSrv.Close()
+	}
 	if n.miner != nil {
 		n.miner.Close()
+	}
+	if n.netInfo != nil {
+		n.netInfo.close()
 	}
 	n.closeOnce.Do(func() { close(n.quit) })
 	n.wg.Wait()
@@ -325,6 +413,14 @@ const relayQueue = 256
 func (n *node) accepted(b *dag.Block, hash dag.Hash, from peer.ID, relay bool) {
 	if n.onAccepted != nil {
 		n.onAccepted(hash)
+	}
+	switch {
+	case from == "":
+		n.metrics.BlockAccepted(metrics.SourceMined)
+	case n.sync.Syncing():
+		n.metrics.BlockAccepted(metrics.SourceSync)
+	default:
+		n.metrics.BlockAccepted(metrics.SourceGossip)
 	}
 	if relay {
 		select {

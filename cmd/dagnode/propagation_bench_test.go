@@ -180,7 +180,7 @@ func dagnodeGossip(b *testing.B, n int, links [][]int) (valid, disk latency, hea
 	nodes := make([]*node, n)
 	for i := range nodes {
 		cfg, err := loadConfig([]string{"--network", "regtest", "--datadir", filepath.Join(home, fmt.Sprint(i)),
-			"--nonat", "--nomdns", "--nodht", "--listen", "/ip4/127.0.0.1/tcp/0"}, io.Discard)
+			"--nonat", "--nomdns", "--nodht", "--norpc", "--listen", "/ip4/127.0.0.1/tcp/0"}, io.Discard)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/dagnode/dagnode/dag"
+	"github.com/dagnode/dagnode/host"
+	"github.com/dagnode/dagnode/keys"
+	"github.com/dagnode/dagnode/rpc"
+)
+
+// The RPC server declares the narrow interfaces it needs; these adapters
+// give it the node's parts (btcd's rpcadapters.go).
+var (
+	_ rpc.Chain      = (*dag.DAG)(nil)
+	_ rpc.Submitter  = submitter{}
+	_ rpc.PeerSource = (*peerSource)(nil)
+	_ rpc.NetInfo    = (*netInfo)(nil)
+	_ rpc.SyncStatus = syncStatus{}
+)
+
+// submitter takes submitblock's blocks through the node's submit path.
+type submitter struct{ n *node }
+
+func (s submitter) SubmitBlock(ctx context.Context, b *dag.Block) error {
+	return s.n.submitBlock(ctx, b)
+}
+
+// syncStatus adapts the sync manager.
+type syncStatus struct{ n *node }
+
+func (s syncStatus) SyncInfo() rpc.SyncInfo {
+	i := s.n.sync.SyncInfo()
+	return rpc.SyncInfo{
+		Syncing: i.Syncing, SyncPeer: peerString(i.SyncPeer), Blocks: i.Blocks, Target: i.Target,
+		Done: i.Done, BlocksPerSecond: i.BlocksPerSecond, ETA: i.ETA, Sessions: i.Sessions,
+	}
+}
+
+func peerString(p peer.ID) string {
+	if p == "" {
+		return ""
+	}
+	return p.String()
+}
+
+// peerSource adapts the tracker, the host and discovery.
+type peerSource struct{ n *node }
+
+func (ps *peerSource) Peers() []rpc.PeerInfo {
+	var out []rpc.PeerInfo
+	for _, p := range ps.n.tracker.Peers() {
+		info := rpc.PeerInfo{
+			ID: p.ID.String(), Direction: strings.ToLower(p.Direction.String()), Transport: p.Transport,
+			Relayed: p.Relayed, Agent: p.AgentVersion, ProtocolVersion: p.ProtocolVersion,
+			Latency: p.Latency, ConnectedAt: p.ConnectedAt, BytesSent: p.BytesOut, BytesRecv: p.BytesIn,
+			Score: p.Score, Banned: p.Banned, BanUntil: p.BanUntil, Status: p.Status, SyncPeer: p.SyncPeer,
+		}
+		for _, a := range p.Addrs {
+			info.Addrs = append(info.Addrs, a.String())
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+func parsePeer(id string) (peer.ID, error) {
+	p, err := peer.Decode(id)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %v", rpc.ErrInvalidPeerID, id, err)
+	}
+	return p, nil
+}
+
+func parseAddr(addr string) (peer.AddrInfo, error) {
+	ai, err := peer.AddrInfoFromString(addr)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("%w: %q: want a multiaddr ending in /p2p/<peer id>: %v", rpc.ErrInvalidAddress, addr, err)
+	}
+	return *ai, nil
+}
+
+func (ps *peerSource) Disconnect(id string) error {
+	p, err := parsePeer(id)
+	if err != nil {
+		return err
+	}
+	if ps.n.host.Network().Connectedness(p) != network.Connected {
+		return fmt.Errorf("%w: %s", rpc.ErrPeerNotFound, id)
+	}
+	return ps.n.tracker.Disconnect(p)
+}
+
+func (ps *peerSource) Ban(id string, d time.Duration, reason string) error {
+	p, err := parsePeer(id)
+	if err != nil {
+		return err
+	}
+	ps.n.tracker.Ban(p, d, reason)
+	return nil
+}
+
+func (ps *peerSource) Unban(id string) error {
+	p, err := parsePeer(id)
+	if err != nil {
+		return err
+	}
+	if !ps.n.tracker.IsBanned(p) {
+		return fmt.Errorf("%w: %s is not banned", rpc.ErrPeerNotFound, id)
+	}
+	ps.n.tracker.Unban(p)
+	return nil
+}
+
+func (ps *peerSource) Banned() []rpc.BanInfo {
+	var out []rpc.BanInfo
+	for _, b := range ps.n.tracker.Banned() {
+		out = append(out, rpc.BanInfo{ID: b.ID.String(), Until: b.Until, Reason: b.Reason})
+	}
+	return out
+}
+
+func (ps *peerSource) Connect(ctx context.Context, addr string) error {
+	ai, err := parseAddr(addr)
+	if err != nil {
+		return err
+	}
+	return ps.n.host.Connect(ctx, ai)
+}
+
+func (ps *peerSource) AddPersistent(ctx context.Context, addr string) error {
+	ai, err := parseAddr(addr)
+	if err != nil {
+		return err
+	}
+	return ps.n.disc.AddPersistent(ai)
+}
+
+func (ps *peerSource) RemovePersistent(addr string) error {
+	id := addr
+	if ai, err := peer.AddrInfoFromString(addr); err == nil {
+		id = ai.ID.String()
+	}
+	p, err := parsePeer(id)
+	if err != nil {
+		return err
+	}
+	if !ps.n.disc.RemovePersistent(p) {
+		return fmt.Errorf("%w: %s", rpc.ErrNodeNotAdded, addr)
+	}
+	return nil
+}
+
+// pingTimeout bounds one ping round trip.
+const pingTimeout = 10 * time.Second
+
+func (ps *peerSource) Ping(ctx context.Context) []rpc.PingResult {
+	peers := ps.n.host.Network().Peers()
+	out := make([]rpc.PingResult, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Go(func() {
+			out[i].ID = p.String()
+			pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+			defer cancel()
+			select {
+			case r := <-ping.Ping(pctx, ps.n.host, p):
+				out[i].RTT, out[i].Err = r.RTT, r.Error
+			case <-pctx.Done():
+				out[i].Err = pctx.Err()
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// netInfo adapts the host: addresses, reachability, protocols, totals.
+type netInfo struct {
+	n            *node
+	reachability atomic.Value // string
+	sub          event.Subscription
+	wg           sync.WaitGroup
+}
+
+func newNetInfo(n *node) *netInfo {
+	ni := &netInfo{n: n}
+	ni.reachability.Store("unknown")
+	return ni
+}
+
+// start follows AutoNAT's reachability events.
+func (ni *netInfo) start() error {
+	sub, err := ni.n.host.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+	if err != nil {
+		return err
+	}
+	ni.sub = sub
+	ni.wg.Go(func() {
+		for ev := range sub.Out() {
+			r := ev.(event.EvtLocalReachabilityChanged).Reachability
+			ni.reachability.Store(strings.ToLower(strings.TrimPrefix(r.String(), "Reachability")))
+		}
+	})
+	return nil
+}
+
+func (ni *netInfo) close() {
+	if ni.sub != nil {
+		ni.sub.Close()
+		ni.wg.Wait()
+	}
+}
+
+func (ni *netInfo) NetworkInfo() rpc.NetworkInfo {
+	h := ni.n.host
+	info := rpc.NetworkInfo{
+		PeerID:       h.ID().String(),
+		Reachability: ni.reachability.Load().(string),
+		Agent:        host.AgentPrefix + version,
+		NAT:          "port mapping (UPnP/NAT-PMP) on",
+	}
+	if ni.n.cfg.NoNAT {
+		info.NAT = "port mapping off (--nonat)"
+	}
+	for _, a := range host.FullAddrs(h) {
+		info.ListenAddrs = append(info.ListenAddrs, a.String())
+	}
+	listen := h.Network().ListenAddresses()
+	for _, a := range h.Addrs() {
+		switch {
+		case isCircuit(a):
+			info.RelayAddrs = append(info.RelayAddrs, a.String())
+		case !slices.ContainsFunc(listen, a.Equal):
+			info.ObservedAddrs = append(info.ObservedAddrs, a.String())
+		}
+	}
+	for _, p := range h.Mux().Protocols() {
+		info.Protocols = append(info.Protocols, string(p))
+	}
+	slices.Sort(info.Protocols)
+	return info
+}
+
+func isCircuit(a multiaddr.Multiaddr) bool {
+	_, err := a.ValueForProtocol(multiaddr.P_CIRCUIT)
+	return err == nil
+}
+
+func (ni *netInfo) NetTotals() rpc.NetTotals {
+	t := ni.n.tracker.BandwidthTotals()
+	return rpc.NetTotals{BytesRecv: uint64(t.TotalIn), BytesSent: uint64(t.TotalOut)}
+}
+
+// addrString prints a miner address.
+func addrString(a [dag.AddrLen]byte) string { return keys.Address(a).String() }

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/dagnode/dagnode/rpc"
+)
+
+type rpcConfig struct {
+	Network   string `long:"network" description:"network: mainnet, testnet, simnet or regtest (picks the default port and data directory)"`
+	DataDir   string `long:"datadir" description:"data directory holding the server's cookie (default ~/.dagnode/<network>)"`
+	RPCServer string `long:"rpcserver" description:"server host:port (default 127.0.0.1 and the network's RPC port)"`
+	RPCUser   string `long:"rpcuser" description:"user name (default: read <datadir>/.cookie)"`
+	RPCPass   string `long:"rpcpass" description:"password"`
+	Timeout   string `long:"timeout" description:"give up after this long, e.g. 30s or 10m (default 10m)"`
+}
+
+// runRPC runs `dagnode rpc [flags] METHOD [PARAMS...]`: one call, the
+// result as indented JSON on stdout; an RPC error is printed and exits 1.
+func runRPC(ctx context.Context, args []string, stdout io.Writer) error {
+	rc := rpcConfig{Network: "mainnet", Timeout: "10m"}
+	rest, err := parseFlags(&rc, "dagnode rpc", args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(rest) == 0 {
+		return usagef("usage: dagnode rpc [--rpcserver host:port] METHOD [PARAMS...]   (dagnode rpc help lists the methods)")
+	}
+	timeout, err := time.ParseDuration(rc.Timeout)
+	if err != nil || timeout <= 0 {
+		return usagef("--timeout %q: want a positive duration such as 30s", rc.Timeout)
+	}
+	cfg := config{Network: rc.Network, DataDir: rc.DataDir, LogLevel: "info"}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	method := rest[0]
+	params, err := rpc.ParseCLIParams(method, rest[1:])
+	if err != nil {
+		return usagef("%v", err)
+	}
+	server := rc.RPCServer
+	if server == "" {
+		server = fmt.Sprintf("127.0.0.1:%d", rpc.DefaultPort(cfg.params.Name))
+	}
+	user, pass := rc.RPCUser, rc.RPCPass
+	if user == "" && pass == "" {
+		if user, pass, err = rpc.ReadCookie(filepath.Join(cfg.DataDir, cookieFile)); err != nil {
+			return fmt.Errorf("%w (is the node running with this --datadir, or give --rpcuser/--rpcpass)", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res, err := rpc.NewClient(server, user, pass).Call(ctx, method, params...)
+	if err != nil {
+		var rerr *rpc.Error
+		if errors.As(err, &rerr) {
+			return fmt.Errorf("%s: error %d: %s", method, rerr.Code, rerr.Message)
+		}
+		return err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, res, "", "  "); err != nil {
+		out.Reset()
+		out.Write(res)
+	}
+	// help's result is one string: print it as text.
+	var text string
+	if json.Unmarshal(res, &text) == nil {
+		fmt.Fprintln(stdout, text)
+		return nil
+	}
+	fmt.Fprintln(stdout, out.String())
+	return nil
+}
