@@ -93,8 +93,9 @@ func (s *Service) tryDial(ai peer.AddrInfo, kind string) (started bool, wait tim
 	}
 	r := s.retries[ai.ID]
 	if r != nil && now.Before(r.next) {
+		wait := r.next.Sub(now)
 		s.dmu.Unlock()
-		return false, r.next.Sub(now)
+		return false, wait
 	}
 	if r == nil {
 		if len(s.retries) >= maxBackoffEntries {
