@@ -25,7 +25,7 @@ const (
 	testInterval   = 200 * time.Millisecond
 	testBackoffMin = 50 * time.Millisecond
 	testBackoffMax = 500 * time.Millisecond
-	testDeadline   = 20 * time.Second
+	testDeadline   = 45 * time.Second
 )
 
 func fastOptions() []Option {
