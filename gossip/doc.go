@@ -26,10 +26,11 @@
 //	dag.CheckSanity rule error                      Reject    rejected   yes
 //	  ... except dag.ErrTimeTooNew (clock skew)     Ignore    ignored    no
 //	already in the DAG (Chain.HaveBlock)            Ignore    duplicate  no
-//	Submit: nil (accepted, added to the DAG)        Accept    accepted   -
+//	Submit: nil (valid, handed to the DAG's writer) Accept    accepted   -
 //	Submit: *dag.MissingParentsError (orphan)       Ignore    orphan     no
 //	Submit: dag.ErrDuplicateBlock                   Ignore    duplicate  no
 //	Submit: *dag.RuleError                          Reject    rejected   yes
+//	Submit: wraps ErrDeferred (node in sync mode)   Ignore    ignored    no
 //	Submit: any other error (local failure)         Ignore    ignored    no (Warn log)
 //
 // "Penalise" means Penalizer.Penalize(sender, the *dag.RuleError); the

@@ -38,9 +38,11 @@ type Config struct {
 	// DAG is read to skip blocks already held.
 	DAG Chain
 	// Submit is the node's single write path (the sync manager): nil means
-	// the block was accepted and added to the DAG; otherwise it returns the
-	// dag errors (*dag.RuleError, *dag.MissingParentsError,
-	// dag.ErrDuplicateBlock) or others. It is called with a context bounded
+	// the block passed every check and the DAG's writer has it (the node
+	// may finish writing it in the background, so forwarding does not wait
+	// for the disk); otherwise it returns the dag errors (*dag.RuleError,
+	// *dag.MissingParentsError, dag.ErrDuplicateBlock), an error wrapping
+	// ErrDeferred, or others. It is called with a context bounded
 	// by the validator timeout and must honour it.
 	Submit func(ctx context.Context, from peer.ID, b *dag.Block) error
 	// Penalizer, if not nil, is told about every peer that sent an invalid

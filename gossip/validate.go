@@ -29,10 +29,18 @@ const (
 	// misbehaviour (Ethereum ignores future blocks the same way); the block
 	// may be valid a little later and sync will fetch it then.
 	verdictEarly
+	// verdictDeferred: the node takes no announcements now (sync mode);
+	// nobody's fault, and common while syncing.
+	verdictDeferred
 	// verdictLocal: our own failure (storage, shutdown, timeout); not the
 	// sender's fault.
 	verdictLocal
 )
+
+// ErrDeferred is wrapped by Submit's error when the node takes no
+// announcements for now (in sync mode): the block is ignored without blame
+// and without a warning.
+var ErrDeferred = errors.New("gossip: announcement deferred")
 
 // judge maps a validation error onto a verdict. It is the one place where
 // errors are classified; nil means accepted.
@@ -48,6 +56,8 @@ func judge(err error) verdict {
 		return verdictDuplicate
 	case errors.As(err, &mp):
 		return verdictOrphan
+	case errors.Is(err, ErrDeferred):
+		return verdictDeferred
 	case errors.As(err, &re) && re.Code == dag.ErrTimeTooNew:
 		return verdictEarly
 	case errors.As(err, &re):
@@ -73,7 +83,7 @@ func (v verdict) result() pubsub.ValidationResult {
 // classify maps a validation error (from DecodeBlock, CheckSanity or
 // Submit) onto the GossipSub decision: nil → Accept; *dag.RuleError →
 // Reject, except ErrTimeTooNew → Ignore; *dag.MissingParentsError,
-// dag.ErrDuplicateBlock and any other error → Ignore.
+// dag.ErrDuplicateBlock, ErrDeferred and any other error → Ignore.
 func classify(err error) pubsub.ValidationResult {
 	return judge(err).result()
 }
@@ -123,6 +133,9 @@ func (s *Service) conclude(from peer.ID, hash dag.Hash, err error) pubsub.Valida
 	case verdictEarly:
 		s.ignored.Add(1)
 		s.log.Debug("future block ignored", "peer", from, "hash", hash, "err", err)
+	case verdictDeferred:
+		s.ignored.Add(1)
+		s.log.Debug("block deferred: the node takes no announcements now", "peer", from, "hash", hash, "err", err)
 	case verdictLocal:
 		s.ignored.Add(1)
 		if errors.Is(err, context.Canceled) {

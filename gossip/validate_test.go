@@ -35,6 +35,7 @@ func TestClassify(t *testing.T) {
 		{"wrapped rule error", fmt.Errorf("sync: %w", &dag.RuleError{Code: dag.ErrBadPoW}), pubsub.ValidationReject, verdictInvalid},
 		{"time too new", &dag.RuleError{Code: dag.ErrTimeTooNew}, pubsub.ValidationIgnore, verdictEarly},
 		{"deadline", context.DeadlineExceeded, pubsub.ValidationIgnore, verdictLocal},
+		{"deferred", fmt.Errorf("%w: in sync mode", ErrDeferred), pubsub.ValidationIgnore, verdictDeferred},
 		{"canceled", context.Canceled, pubsub.ValidationIgnore, verdictLocal},
 		{"unknown block", dag.ErrUnknownBlock, pubsub.ValidationIgnore, verdictLocal},
 		{"storage", errors.New("dag: storage failed"), pubsub.ValidationIgnore, verdictLocal},

@@ -1,17 +1,38 @@
 // Package syncproto is the block sync protocol and the sync manager, the
 // single writer of the DAG (soterd's netsync carried over a libp2p stream
-// protocol).
+// protocol, with bitmarkd's election of the sync peer).
 //
 // # Manager
 //
-// Every block that reaches the DAG — mined here, from gossip, or fetched by
-// sync — goes through Manager.Submit into one loop, which calls
-// DAG.ProcessBlock. A block with unknown parents is kept in a bounded orphan
-// pool (MaxOrphans, MaxOrphanBytes, oldest evicted first, dropped after
-// OrphanExpiry) and processed again as soon as its parents are accepted.
-// On every new connection the manager exchanges statuses with the peer; a
-// peer that does not speak the protocol of our network, or whose genesis
-// differs, is reported to the peer tracker (ErrWrongNetwork), which bans it.
+// Every block that reaches the DAG goes through the manager loop, which
+// alone calls DAG.ProcessBlock(s): Submit waits for the outcome (mined
+// blocks, orphans from gossip, blocks fetched by sync); Enqueue hands over a
+// block that dag.CheckBlock already passed, so gossip can forward it before
+// it is on disk (queued blocks are processed before any later Submit). A
+// block with unknown parents is kept in a bounded orphan pool (MaxOrphans,
+// MaxOrphanBytes, oldest evicted first, dropped after OrphanExpiry); its
+// parents are fetched from the peer that sent it, and it is processed again
+// as soon as they are accepted (OnAccepted then reports it with relay set,
+// so the node announces it, gossip having ignored it the first time).
+//
+// # Sync
+//
+// On every new connection, and every SampleInterval, the manager exchanges
+// statuses with the peer. A peer of another network (it does not speak our
+// protocol, or its genesis differs) is reported to the peer tracker, which
+// bans it. A peer is behind-worthy when it names tips we lack for more than
+// BehindGrace, or is syncLeadHeights ahead. The election waits up to
+// ElectionWait for MinElectionPeers statuses, takes the target most peers
+// agree on (ties: more total work, then more blocks) and picks one sync peer
+// among those that have it, direct connections first. In a session (sync
+// mode: announcements from other peers are dropped with ErrSyncing) the
+// manager finds a start height from the peer's tip heights, pages through
+// getblocks → inv, fetches what it lacks with pipelineDepth getdata requests
+// in flight, submits the blocks in inventory order, then fetches orphans'
+// parents by hash. It ends when we have the peer's tips; a peer that lets
+// StallTimeout pass without a block is dropped and penalised, and one that
+// answers notfound for tips it claimed is penalised. Progress is logged every
+// ProgressInterval and reported by SyncInfo.
 //
 // # Wire format
 //
@@ -22,20 +43,33 @@
 //	uvarint(len) | type (1 byte) | payload (len-1 bytes)
 //
 // and its length is checked against the type's limit before the payload is
-// read. Integers are little-endian, hashes 32 bytes, lists a uint16 count.
+// read. Integers are little-endian, hashes 32 bytes, lists a u16 count.
 //
-//	status   (1)  genesis | max height u64 | block count u64 | work len u8 | work (big-endian, minimal, <= 40 bytes) | u16 count | count × (tip hash | tip height u64), <= MaxStatusTips
+//	status    (1) genesis | max height u64 | block count u64 | work len u8 | work (big-endian, minimal, <= 40 bytes) |
+//	              u16 count | count × (tip hash | tip height u64), <= MaxStatusTips
+//	getblocks (2) start height u64 | end hash (zero: up to the server's tips)
+//	inv       (3) u16 count | count × (type u8 = 1 | hash | height u64), <= MaxInvEntries, by height
+//	getdata   (4) hash list, <= MaxGetDataHashes
+//	block     (5) one encoded block, <= dag.MaxBlockSize
+//	notfound  (6) hash list of requested blocks the server lacks; ends a getdata reply
+//	getheight (7) height u64
+//	hashes    (8) hash list of the blocks at that height, <= MaxHeightHashes
 //
-// A status request carries the client's status and is answered with the
-// server's, so both sides learn each other's DAG.
+// Requests and replies: status → status (the request carries the client's
+// status, so both sides learn each other's DAG); getblocks → one inv (whole
+// heights only, unless one height alone exceeds the limit); getdata → block
+// frames then one notfound; getheight → hashes. Serving blocks is charged to
+// a per-peer rate limit (DefaultServeRate); an exhausted budget delays the
+// reply, it never fails it.
 //
 // # Handlers
 //
 // Every handler recovers from panics, sets a read deadline before the first
 // read, reads bounded frames (never io.ReadAll), refuses unknown or
 // unexpected types and trailing bytes, closes the stream on success and
-// resets it on error. Protocol violations are *ProtocolError and go to the
-// peer tracker.
+// resets it on error. Protocol violations are *ProtocolError carrying their
+// penalty, and go to the peer tracker; so do invalid blocks (*dag.RuleError)
+// and unrequested ones.
 //
 // What this package must not do: write to the DAG anywhere but the manager
 // loop, block that loop on the network, or trust a length before checking it.

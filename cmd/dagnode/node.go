@@ -387,7 +387,7 @@ func (n *node) submitBlock(ctx context.Context, b *dag.Block) error {
 // keeps it and fetches its parents from the sender.
 func (n *node) gossipBlock(ctx context.Context, from peer.ID, b *dag.Block) error {
 	if err := n.sync.Accepting(from); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", gossip.ErrDeferred, err)
 	}
 	hash, err := n.dag.CheckBlock(b)
 	var mp *dag.MissingParentsError
@@ -399,7 +399,10 @@ func (n *node) gossipBlock(ctx context.Context, from peer.ID, b *dag.Block) erro
 		n.sync.Enqueue(from, b)
 		return nil
 	case errors.As(err, &mp):
-		return n.sync.Submit(ctx, from, b)
+		err = n.sync.Submit(ctx, from, b)
+		if errors.Is(err, syncproto.ErrSyncing) { // sync mode began meanwhile
+			return fmt.Errorf("%w: %w", gossip.ErrDeferred, err)
+		}
 	}
 	return err
 }
