@@ -483,16 +483,24 @@ func (m *Manager) handshake(p peer.ID) {
 	}
 	m.wg.Go(func() {
 		defer func() { <-m.hsSlots }()
-		ctx, cancel := context.WithTimeout(m.ctx, StatusTimeout)
-		defer cancel()
-		st, err := m.RequestStatus(ctx, p)
-		if err != nil {
-			m.penalizeIfOffense(p, err)
-			m.log.Debug("status exchange failed", "peer", p, "err", err)
-			return
+		if st := m.exchangeStatus(p); st != nil {
+			m.handshakes.Add(1)
+			m.pokeSync()
+			m.log.Debug("peer status", "peer", p, "height", st.MaxHeight, "blocks", st.Count, "tips", len(st.Tips))
 		}
-		m.handshakes.Add(1)
-		m.pokeSync()
-		m.log.Debug("peer status", "peer", p, "height", st.MaxHeight, "blocks", st.Count, "tips", len(st.Tips))
 	})
+}
+
+// exchangeStatus exchanges statuses with p, bounded by StatusTimeout, and
+// reports an offense to the tracker. It returns p's status, or nil.
+func (m *Manager) exchangeStatus(p peer.ID) *Status {
+	ctx, cancel := context.WithTimeout(m.ctx, StatusTimeout)
+	defer cancel()
+	st, err := m.RequestStatus(ctx, p)
+	if err != nil {
+		m.penalizeIfOffense(p, err)
+		m.log.Debug("status exchange failed", "peer", p, "err", err)
+		return nil
+	}
+	return st
 }

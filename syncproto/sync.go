@@ -300,11 +300,7 @@ func (m *Manager) sampleStatuses() {
 		}
 		wg.Go(func() {
 			defer func() { <-m.hsSlots }()
-			ctx, cancel := context.WithTimeout(m.ctx, StatusTimeout)
-			defer cancel()
-			if _, err := m.RequestStatus(ctx, p); err != nil {
-				m.penalizeIfOffense(p, err)
-			}
+			m.exchangeStatus(p)
 		})
 	}
 	wg.Wait()
