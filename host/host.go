@@ -10,8 +10,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -72,16 +74,22 @@ type Config struct {
 	// GracePeriod is how long a new connection is safe from trimming.
 	// 0 means DefaultGracePeriod.
 	GracePeriod time.Duration
-	// EnableNATService runs the AutoNAT (v1) service for other peers. Turn it
-	// on for public and bootstrap nodes: home nodes learn their reachability
-	// from it, and AutoRelay only starts on that event. It also turns off UDP
-	// and IPv6 black-hole detection, which would otherwise make a fresh public
-	// node refuse QUIC dial-backs until it has made 5 successful UDP dials.
-	EnableNATService bool
-	// RelayService makes the node a circuit relay v2 for others (public nodes).
-	RelayService bool
+	// DisableNATService turns off the AutoNAT service (v1 and v2) that the
+	// node offers other peers while it is itself publicly reachable (or does
+	// not know yet): dial-backs that tell home nodes whether they are
+	// reachable, rate limited to AutoNATGlobalLimit / AutoNATPeerLimit per
+	// AutoNATLimitInterval. libp2p stops serving when it finds itself private.
+	DisableNATService bool
+	// DisableRelayService turns off the circuit relay v2 service that the
+	// node runs while it is publicly reachable, within RelayResources.
+	DisableRelayService bool
+	// ForceReachability, "public" or "private", skips AutoNAT's verdict: a
+	// server known to be public serves relay and AutoNAT at once; a node known
+	// to be private reserves relay slots at once. Empty: learn it.
+	ForceReachability string
 	// StaticRelays are relays AutoRelay reserves slots on when the node is not
-	// publicly reachable: one AddrInfo per relay peer.
+	// publicly reachable, tried before connected peers that offer the relay
+	// service: one AddrInfo per relay peer.
 	StaticRelays []peer.AddrInfo
 	// DisableNAT turns off UPnP / NAT-PMP port mapping (tests).
 	DisableNAT bool
@@ -170,6 +178,11 @@ func (cfg Config) validate() (*settings, error) {
 		}
 		seen[r.ID] = true
 	}
+	switch s.ForceReachability {
+	case "", "public", "private":
+	default:
+		return nil, fmt.Errorf("host: reachability %q (want public, private or empty)", s.ForceReachability)
+	}
 	if s.Version == "" {
 		s.Version = DefaultVersion
 	}
@@ -202,6 +215,7 @@ func New(cfg Config, tr *Tracker) (host.Host, error) {
 		cm.Close()
 		return nil, fmt.Errorf("host: resource manager: %w", err)
 	}
+	relays := &relaySource{static: s.StaticRelays}
 	opts := []libp2p.Option{
 		libp2p.Identity(s.PrivKey),
 		libp2p.ListenAddrs(s.listen...),
@@ -215,23 +229,38 @@ func New(cfg Config, tr *Tracker) (host.Host, error) {
 		libp2p.UserAgent(s.agent),
 		libp2p.ProtocolVersion(protocolVersion(s.Network)),
 		libp2p.EnableRelay(),
-		libp2p.EnableHolePunching(),
 		libp2p.EnableAutoNATv2(),
+		libp2p.EnableAutoRelayWithPeerSource(relays.source,
+			autorelay.WithMinCandidates(1),
+			autorelay.WithBootDelay(AutoRelayBootDelay),
+			autorelay.WithBackoff(AutoRelayBackoff),
+			autorelay.WithNumRelays(AutoRelayNumRelays)),
+	}
+	if tr != nil {
+		opts = append(opts, libp2p.EnableHolePunching(holePunchTracer(tr, s.PrometheusRegisterer)))
+	} else {
+		opts = append(opts, libp2p.EnableHolePunching())
 	}
 	if !s.DisableNAT {
 		opts = append(opts, libp2p.NATPortMap())
 	}
-	if s.EnableNATService {
+	if !s.DisableNATService {
 		opts = append(opts,
 			libp2p.EnableNATService(),
+			libp2p.AutoNATServiceRateLimit(AutoNATGlobalLimit, AutoNATPeerLimit, AutoNATLimitInterval),
+			// A fresh public node would otherwise refuse QUIC and IPv6
+			// dial-backs until it had made 5 successful dials of each kind.
 			libp2p.UDPBlackHoleSuccessCounter(nil),
 			libp2p.IPv6BlackHoleSuccessCounter(nil))
 	}
-	if s.RelayService {
-		opts = append(opts, libp2p.EnableRelayService())
+	if !s.DisableRelayService {
+		opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(RelayResources())))
 	}
-	if len(s.StaticRelays) > 0 {
-		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(s.StaticRelays))
+	switch s.ForceReachability {
+	case "public":
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case "private":
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
 	}
 	if s.PrometheusRegisterer != nil {
 		opts = append(opts, libp2p.PrometheusRegisterer(s.PrometheusRegisterer))
@@ -247,6 +276,9 @@ func New(cfg Config, tr *Tracker) (host.Host, error) {
 		opts = append(opts, libp2p.ConnectionGater(tr), libp2p.BandwidthReporter(tr.bw))
 	}
 	h, err := libp2p.New(opts...)
+	if err == nil {
+		relays.setHost(h)
+	}
 	if err != nil {
 		// libp2p closes them on some failure paths; both Close methods are idempotent.
 		cm.Close()

@@ -67,6 +67,9 @@ type Tracker struct {
 	bans    map[peer.ID]BanInfo
 	pending map[peer.ID][]string // Protect calls before Start
 
+	holePunches map[peer.ID]*HolePunchInfo // bounded by maxHolePunchPeers
+	hpStats     HolePunchStats
+
 	cancel    context.CancelFunc
 	sub       event.Subscription
 	notifee   *network.NotifyBundle
@@ -141,6 +144,7 @@ func NewTracker(opts ...TrackerOption) *Tracker {
 		scores:       make(map[peer.ID]score),
 		bans:         make(map[peer.ID]BanInfo),
 		pending:      make(map[peer.ID][]string),
+		holePunches:  make(map[peer.ID]*HolePunchInfo),
 		pingNow:      make(chan peer.ID, 64),
 	}
 	for _, o := range opts {
@@ -344,8 +348,13 @@ func (t *Tracker) pingLoop(ctx context.Context, h host.Host) {
 	}
 }
 
-// ping pings p in a goroutine unless a ping to p is in flight.
+// ping pings p in a goroutine unless a ping to p is in flight. A peer we
+// reach only through a relay is not pinged: that would spend the relay's
+// byte budget (and libp2p refuses the stream anyway).
 func (t *Tracker) ping(ctx context.Context, h host.Host, p peer.ID) {
+	if h.Network().Connectedness(p) != network.Connected {
+		return
+	}
 	t.mu.Lock()
 	st := t.peers[p]
 	if st == nil || st.pinging || t.closed {
@@ -613,8 +622,13 @@ type PeerInfo struct {
 	Addrs []multiaddr.Multiaddr
 	// Transport of the connection shown: "tcp", "quic", "relay", ...
 	Transport string
-	// Relayed reports that every connection goes through a relay (limited).
+	// Relayed reports that every connection goes through a relay (limited):
+	// no sync and no gossip until a direct connection exists.
 	Relayed bool
+	// Conns describes every current connection, direct ones first.
+	Conns []ConnInfo
+	// HolePunch is what hole punching did with the peer, nil if nothing.
+	HolePunch *HolePunchInfo
 	// AgentVersion and ProtocolVersion come from identify.
 	AgentVersion    string
 	ProtocolVersion string
@@ -671,15 +685,8 @@ func (t *Tracker) snapshot(h host.Host, p peer.ID) (PeerInfo, bool) {
 	if len(conns) == 0 || st == nil {
 		return PeerInfo{}, false
 	}
-	shown := slices.MinFunc(conns, func(a, b network.Conn) int {
-		if ra, rb := relayed(a), relayed(b); ra != rb {
-			if ra {
-				return 1
-			}
-			return -1
-		}
-		return a.Stat().Opened.Compare(b.Stat().Opened)
-	})
+	slices.SortFunc(conns, directFirst) // ConnsToPeer returns a copy
+	shown := conns[0]
 	info := PeerInfo{
 		ID:        p,
 		Direction: shown.Stat().Direction,
@@ -689,6 +696,9 @@ func (t *Tracker) snapshot(h host.Host, p peer.ID) (PeerInfo, bool) {
 	}
 	for _, c := range conns {
 		info.Addrs = append(info.Addrs, c.RemoteMultiaddr())
+		st := c.Stat()
+		info.Conns = append(info.Conns, ConnInfo{Addr: c.RemoteMultiaddr(), Direction: st.Direction,
+			Transport: transportName(c.RemoteMultiaddr()), Relayed: relayed(c), Opened: st.Opened})
 	}
 	bw := t.bw.GetBandwidthForPeer(p)
 	info.BytesIn, info.BytesOut = bw.TotalIn, bw.TotalOut
@@ -702,6 +712,10 @@ func (t *Tracker) snapshot(h host.Host, p peer.ID) (PeerInfo, bool) {
 		info.Protocols = slices.Clone(s.protocols)
 		info.Status = copyStatus(s.status)
 		info.SyncPeer = s.syncPeer
+	}
+	if hp, ok := t.holePunches[p]; ok {
+		c := *hp
+		info.HolePunch = &c
 	}
 	info.Score = int(t.scores[p].decayed(now))
 	if b, ok := t.bans[p]; ok && now.Before(b.Until) {
@@ -721,6 +735,28 @@ func (t *Tracker) snapshot(h host.Host, p peer.ID) (PeerInfo, bool) {
 		}
 	}
 	return info, true
+}
+
+// ConnInfo describes one connection to a peer.
+type ConnInfo struct {
+	Addr      multiaddr.Multiaddr
+	Direction network.Direction
+	Transport string
+	// Relayed: the connection goes through a circuit relay (limited in
+	// duration and bytes by the relay).
+	Relayed bool
+	Opened  time.Time
+}
+
+// directFirst orders connections direct before relayed, then oldest first.
+func directFirst(a, b network.Conn) int {
+	if ra, rb := relayed(a), relayed(b); ra != rb {
+		if ra {
+			return 1
+		}
+		return -1
+	}
+	return a.Stat().Opened.Compare(b.Stat().Opened)
 }
 
 func relayed(c network.Conn) bool {

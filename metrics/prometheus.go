@@ -79,6 +79,13 @@ var (
 		"Blocks per second added by the current sync session, 0 when idle.", nil, nil)
 	descPeers = prometheus.NewDesc(Namespace+"_peers",
 		"Connected peers by connection direction and transport.", []string{"direction", "transport"}, nil)
+	descReach = prometheus.NewDesc(Namespace+"_reachability",
+		"1 for the node's current reachability (public, private, unknown), 0 for the others.", []string{"state"}, nil)
+	descRelayAddrs = prometheus.NewDesc(Namespace+"_relay_addresses",
+		"Relay (/p2p-circuit) addresses this node holds, one per relay reservation.", nil, nil)
+	descHolePunch = prometheus.NewDesc(Namespace+"_holepunch_total",
+		"Upgrades of relayed connections to direct ones: direct_dial (no punch needed), started, succeeded, failed.",
+		[]string{"result"}, nil)
 	descGossip = prometheus.NewDesc(Namespace+"_gossip_messages_total",
 		"Gossip messages per topic by outcome: accepted, rejected, ignored, duplicate, orphan, dropped.",
 		[]string{"topic", "result"}, nil)
@@ -128,6 +135,18 @@ type PeerCount struct {
 	N                    int
 }
 
+// NATSnapshot is the node's NAT traversal state at one moment.
+type NATSnapshot struct {
+	// Reachability is "public", "private" or "unknown" (anything else
+	// counts as unknown).
+	Reachability string
+	// RelayAddrs is how many relay addresses the node holds.
+	RelayAddrs int
+	// DirectDials, HolePunchStarted, HolePunchSucceeded and HolePunchFailed
+	// are running totals of relayed connections' upgrades.
+	DirectDials, HolePunchStarted, HolePunchSucceeded, HolePunchFailed uint64
+}
+
 // Sources are the functions a scrape reads its snapshots from. A nil field
 // leaves its families out of the scrape. The functions run on the scraping
 // goroutine, possibly concurrently, so they must be safe for concurrent use
@@ -140,6 +159,7 @@ type Sources struct {
 	Sync   func() SyncSnapshot
 	Gossip func() []GossipSnapshot
 	Peers  func() []PeerCount
+	NAT    func() NATSnapshot
 }
 
 // New returns a Manager with a fresh registry holding the Go runtime and
@@ -334,6 +354,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descMined, descDAGBlocks, descDAGTips, descDAGMaxHeight,
 		descSyncing, descSyncTarget, descSyncRate, descPeers, descGossip, descMesh,
+		descReach, descRelayAddrs, descHolePunch,
 	} {
 		ch <- d
 	}
@@ -376,6 +397,34 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if src.Peers != nil {
 		collectPeers(ch, src.Peers)
+	}
+	if src.NAT != nil {
+		collectNAT(ch, src.NAT)
+	}
+}
+
+// reachabilityStates are the values of dagnode_reachability's label.
+var reachabilityStates = []string{"public", "private", "unknown"}
+
+func collectNAT(ch chan<- prometheus.Metric, f func() NATSnapshot) {
+	s, err := call("NAT", f)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descReach, err)
+		return
+	}
+	for _, state := range reachabilityStates {
+		v := 0.0
+		if state == orUnknown(s.Reachability) {
+			v = 1
+		}
+		ch <- constMetric(descReach, prometheus.GaugeValue, v, state)
+	}
+	ch <- constMetric(descRelayAddrs, prometheus.GaugeValue, float64(s.RelayAddrs))
+	for _, r := range []struct {
+		name string
+		n    uint64
+	}{{"direct_dial", s.DirectDials}, {"started", s.HolePunchStarted}, {"succeeded", s.HolePunchSucceeded}, {"failed", s.HolePunchFailed}} {
+		ch <- constMetric(descHolePunch, prometheus.CounterValue, float64(r.n), r.name)
 	}
 }
 

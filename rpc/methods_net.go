@@ -43,6 +43,10 @@ type PeerInfo struct {
 	// connection goes through a relay.
 	Transport string
 	Relayed   bool
+	// Conns are all current connections, direct ones first.
+	Conns []ConnInfo
+	// HolePunch is what hole punching did with the peer, nil if nothing.
+	HolePunch *PeerHolePunch
 	// Agent and ProtocolVersion come from identify.
 	Agent           string
 	ProtocolVersion string
@@ -59,6 +63,25 @@ type PeerInfo struct {
 	Status *dag.Status
 	// SyncPeer reports that we sync from this peer.
 	SyncPeer bool
+}
+
+// ConnInfo is one connection to a peer.
+type ConnInfo struct {
+	Addr      string `json:"addr"`
+	Direction string `json:"direction"`
+	Transport string `json:"transport"`
+	Relayed   bool   `json:"relayed"`
+}
+
+// PeerHolePunch is what hole punching did with one peer.
+type PeerHolePunch struct {
+	DirectDials int    `json:"directdials"`
+	Started     int    `json:"started"`
+	Succeeded   int    `json:"succeeded"`
+	Failed      int    `json:"failed"`
+	LastTime    int64  `json:"lasttime,omitempty"`
+	LastMillis  int64  `json:"lastmillis"`
+	LastError   string `json:"lasterror,omitempty"`
 }
 
 // BanInfo describes a ban in force.
@@ -90,14 +113,40 @@ type NetworkInfo struct {
 	ObservedAddrs []string
 	// Reachability is "public", "private" or "unknown" (AutoNAT).
 	Reachability string
+	// ReachabilitySince is when Reachability last changed.
+	ReachabilitySince time.Time
+	// ReachabilityConfidence is AutoNAT's confidence, 0 to 3; -1 unknown.
+	ReachabilityConfidence int
+	// ReachableAddrs, UnreachableAddrs and UnknownAddrs are our public
+	// addresses as AutoNAT v2 dial-backs classified them.
+	ReachableAddrs, UnreachableAddrs, UnknownAddrs []string
+	// NATTypeTCP and NATTypeUDP: "endpoint-independent", "endpoint-dependent"
+	// or "unknown".
+	NATTypeTCP, NATTypeUDP string
 	// NAT describes port mapping, e.g. "upnp: mapped", "disabled".
 	NAT string
+	// NATService and RelayService say what the node offers others:
+	// "serving", "idle: ..." or "off: ...".
+	NATService, RelayService string
 	// RelayAddrs are the circuit addresses reserved on relays.
 	RelayAddrs []string
+	// DirectPeers and RelayedPeers count peers by their best connection.
+	DirectPeers, RelayedPeers int
+	// HolePunch are the hole punch totals since start.
+	HolePunch HolePunchStats
 	// Protocols are the protocols this node speaks.
 	Protocols []string
 	// Agent is the identify agent version, e.g. "dagnode/1.0.0".
 	Agent string
+}
+
+// HolePunchStats count DCUtR upgrades of relayed connections: direct dials
+// that worked at once, and hole punches by outcome.
+type HolePunchStats struct {
+	DirectDials uint64 `json:"directdials"`
+	Started     uint64 `json:"started"`
+	Succeeded   uint64 `json:"succeeded"`
+	Failed      uint64 `json:"failed"`
 }
 
 // NetTotals are the bytes exchanged with all peers since start.
@@ -120,7 +169,9 @@ func netMethods() []*method {
 		{
 			name: "getpeerinfo", category: "network",
 			summary: "Returns the connected peers.",
-			result: `[{"id": peer ID, "addr", "addrs", "direction": inbound|outbound, "inbound", "transport", "relayed", ` +
+			result: `[{"id": peer ID, "addr", "addrs", "direction": inbound|outbound, "inbound", "transport", "relayed": only relayed connections, ` +
+				`"connection": direct|relayed, "connections": [{"addr", "direction", "transport", "relayed"}], ` +
+				`"holepunch": {"directdials", "started", "succeeded", "failed", "lasttime", "lastmillis", "lasterror"} if any, ` +
 				`"subver": agent, "protocolversion", "bytessent", "bytesrecv", "conntime": unix seconds, ` +
 				`"pingtime": latency in microseconds (btcd's unit), "currentheight": -1 before its status, "blocks", "banscore", "banned", "banuntil", "syncnode"}, ...]`,
 			needs: partPeers,
@@ -144,7 +195,10 @@ func netMethods() []*method {
 			name: "getnetworkinfo", category: "network",
 			summary: "Returns this node's peer ID, addresses, reachability and protocols.",
 			result: `{"version", "subversion", "network", "connections", "peerid", "listenaddrs": full /p2p/ multiaddrs, ` +
-				`"observedaddrs", "reachability": public|private|unknown, "natstatus", "relayaddrs", "protocols"}`,
+				`"observedaddrs", "reachability": public|private|unknown (AutoNAT), "reachabilityconfidence": 0-3 (-1 unknown), "reachabilitysince": unix seconds, ` +
+				`"reachableaddrs", "unreachableaddrs", "unknownaddrs": public addresses by AutoNAT v2 dial-back, "nattype": {"tcp", "udp"}, ` +
+				`"natstatus": port mapping, "natservice", "relayservice": serving|idle: ...|off: ..., "relayaddrs": /p2p-circuit reservations, ` +
+				`"directpeers", "relayedpeers", "holepunch": {"directdials", "started", "succeeded", "failed"}, "protocols"}`,
 			needs: partNet,
 			run:   (*Server).handleGetNetworkInfo,
 		},
@@ -203,25 +257,28 @@ func netMethods() []*method {
 // PeerInfoResult is one entry of getpeerinfo, modelled on btcd's
 // GetPeerInfoResult; id is a peer ID string, not a number.
 type PeerInfoResult struct {
-	ID              string   `json:"id"`
-	Addr            string   `json:"addr"`
-	Addrs           []string `json:"addrs"`
-	Direction       string   `json:"direction"`
-	Inbound         bool     `json:"inbound"`
-	Transport       string   `json:"transport"`
-	Relayed         bool     `json:"relayed"`
-	SubVer          string   `json:"subver"`
-	ProtocolVersion string   `json:"protocolversion"`
-	BytesSent       int64    `json:"bytessent"`
-	BytesRecv       int64    `json:"bytesrecv"`
-	ConnTime        int64    `json:"conntime"`
-	PingTime        float64  `json:"pingtime"`
-	CurrentHeight   int64    `json:"currentheight"`
-	Blocks          int      `json:"blocks"`
-	BanScore        int      `json:"banscore"`
-	Banned          bool     `json:"banned"`
-	BanUntil        int64    `json:"banuntil,omitempty"`
-	SyncNode        bool     `json:"syncnode"`
+	ID              string         `json:"id"`
+	Addr            string         `json:"addr"`
+	Addrs           []string       `json:"addrs"`
+	Direction       string         `json:"direction"`
+	Inbound         bool           `json:"inbound"`
+	Transport       string         `json:"transport"`
+	Relayed         bool           `json:"relayed"`
+	Connection      string         `json:"connection"`
+	Connections     []ConnInfo     `json:"connections"`
+	HolePunch       *PeerHolePunch `json:"holepunch,omitempty"`
+	SubVer          string         `json:"subver"`
+	ProtocolVersion string         `json:"protocolversion"`
+	BytesSent       int64          `json:"bytessent"`
+	BytesRecv       int64          `json:"bytesrecv"`
+	ConnTime        int64          `json:"conntime"`
+	PingTime        float64        `json:"pingtime"`
+	CurrentHeight   int64          `json:"currentheight"`
+	Blocks          int            `json:"blocks"`
+	BanScore        int            `json:"banscore"`
+	Banned          bool           `json:"banned"`
+	BanUntil        int64          `json:"banuntil,omitempty"`
+	SyncNode        bool           `json:"syncnode"`
 }
 
 func (s *Server) handleGetPeerInfo(context.Context, args) (any, error) {
@@ -235,6 +292,9 @@ func (s *Server) handleGetPeerInfo(context.Context, args) (any, error) {
 			Inbound:         p.Direction == "inbound",
 			Transport:       p.Transport,
 			Relayed:         p.Relayed,
+			Connection:      "direct",
+			Connections:     orEmpty(p.Conns),
+			HolePunch:       p.HolePunch,
 			SubVer:          p.Agent,
 			ProtocolVersion: p.ProtocolVersion,
 			BytesSent:       p.BytesSent,
@@ -244,6 +304,9 @@ func (s *Server) handleGetPeerInfo(context.Context, args) (any, error) {
 			Banned:          p.Banned,
 			SyncNode:        p.SyncPeer,
 			CurrentHeight:   -1,
+		}
+		if p.Relayed {
+			r.Connection = "relayed"
 		}
 		if len(p.Addrs) > 0 {
 			r.Addr = p.Addrs[0]
@@ -261,6 +324,13 @@ func (s *Server) handleGetPeerInfo(context.Context, args) (any, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func (s *Server) handleGetConnectionCount(context.Context, args) (any, error) {
@@ -289,29 +359,53 @@ type NetworkInfoResult struct {
 	ListenAddrs   []string `json:"listenaddrs"`
 	ObservedAddrs []string `json:"observedaddrs"`
 	Reachability  string   `json:"reachability"`
-	NATStatus     string   `json:"natstatus"`
-	RelayAddrs    []string `json:"relayaddrs"`
-	Protocols     []string `json:"protocols"`
+	// ReachabilityConfidence is AutoNAT's, 0 to 3 (-1: unknown).
+	ReachabilityConfidence int `json:"reachabilityconfidence"`
+	// ReachabilitySince is a unix time.
+	ReachabilitySince int64             `json:"reachabilitysince"`
+	ReachableAddrs    []string          `json:"reachableaddrs"`
+	UnreachableAddrs  []string          `json:"unreachableaddrs"`
+	UnknownAddrs      []string          `json:"unknownaddrs"`
+	NATType           map[string]string `json:"nattype"`
+	NATStatus         string            `json:"natstatus"`
+	NATService        string            `json:"natservice"`
+	RelayService      string            `json:"relayservice"`
+	RelayAddrs        []string          `json:"relayaddrs"`
+	DirectPeers       int               `json:"directpeers"`
+	RelayedPeers      int               `json:"relayedpeers"`
+	HolePunch         HolePunchStats    `json:"holepunch"`
+	Protocols         []string          `json:"protocols"`
 }
 
 func (s *Server) handleGetNetworkInfo(context.Context, args) (any, error) {
 	ni := s.cfg.Net.NetworkInfo()
 	v := parseVersion(s.cfg.Version)
 	r := NetworkInfoResult{
-		Version:       int64(v.Major)*1000000 + int64(v.Minor)*10000 + int64(v.Patch)*100,
-		SubVersion:    ni.Agent,
-		Network:       s.cfg.Chain.Params().Name,
-		PeerID:        ni.PeerID,
-		ListenAddrs:   orEmpty(ni.ListenAddrs),
-		ObservedAddrs: orEmpty(ni.ObservedAddrs),
-		Reachability:  ni.Reachability,
-		NATStatus:     ni.NAT,
-		RelayAddrs:    orEmpty(ni.RelayAddrs),
-		Protocols:     orEmpty(ni.Protocols),
+		Version:                int64(v.Major)*1000000 + int64(v.Minor)*10000 + int64(v.Patch)*100,
+		SubVersion:             ni.Agent,
+		Network:                s.cfg.Chain.Params().Name,
+		PeerID:                 ni.PeerID,
+		ListenAddrs:            orEmpty(ni.ListenAddrs),
+		ObservedAddrs:          orEmpty(ni.ObservedAddrs),
+		Reachability:           ni.Reachability,
+		ReachabilityConfidence: ni.ReachabilityConfidence,
+		ReachableAddrs:         orEmpty(ni.ReachableAddrs),
+		UnreachableAddrs:       orEmpty(ni.UnreachableAddrs),
+		UnknownAddrs:           orEmpty(ni.UnknownAddrs),
+		NATType:                map[string]string{"tcp": orUnknown(ni.NATTypeTCP), "udp": orUnknown(ni.NATTypeUDP)},
+		NATStatus:              ni.NAT,
+		NATService:             ni.NATService,
+		RelayService:           ni.RelayService,
+		RelayAddrs:             orEmpty(ni.RelayAddrs),
+		DirectPeers:            ni.DirectPeers,
+		RelayedPeers:           ni.RelayedPeers,
+		HolePunch:              ni.HolePunch,
+		Protocols:              orEmpty(ni.Protocols),
 	}
-	if r.Reachability == "" {
-		r.Reachability = "unknown"
+	if !ni.ReachabilitySince.IsZero() {
+		r.ReachabilitySince = ni.ReachabilitySince.Unix()
 	}
+	r.Reachability = orUnknown(r.Reachability)
 	if s.cfg.Peers != nil {
 		r.Connections = len(s.cfg.Peers.Peers())
 	}
@@ -417,9 +511,9 @@ func (s *Server) handlePing(ctx context.Context, _ args) (any, error) {
 // micros is d in microseconds, btcd's unit for ping times.
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-func orEmpty(s []string) []string {
+func orEmpty[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }

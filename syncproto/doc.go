@@ -17,14 +17,14 @@
 //
 // # Sync
 //
-// On every new connection, and every SampleInterval, the manager exchanges
-// statuses with the peer. A peer of another network (it does not speak our
+// On every new direct connection, and every SampleInterval, the manager
+// exchanges statuses with the peer. A peer of another network (it does not speak our
 // protocol, or its genesis differs) is reported to the peer tracker, which
 // bans it. A peer is behind-worthy when it names tips we lack for more than
 // BehindGrace, or is syncLeadHeights ahead. The election waits up to
 // ElectionWait for MinElectionPeers statuses, takes the target most peers
 // agree on (ties: more total work, then more blocks) and picks one sync peer
-// among those that have it, direct connections first. In a session (sync
+// among those that have it. In a session (sync
 // mode: announcements from other peers are dropped with ErrSyncing) the
 // manager finds a start height from the peer's tip heights, pages through
 // getblocks → inv, fetches what it lacks with pipelineDepth getdata requests
@@ -33,6 +33,17 @@
 // StallTimeout pass without a block is dropped and penalised, and one that
 // answers notfound for tips it claimed is penalised. Progress is logged every
 // ProgressInterval and reported by SyncInfo.
+//
+// # Relayed connections
+//
+// Sync never runs over a circuit relay: a relay's limits (2 minutes, 128
+// KiB) would cut a download, and a relay sees and may filter everything on
+// it. A peer we reach only through a relay has Connectedness Limited, so it
+// gets no status exchange, is never elected, and our requests to it fail
+// (libp2p opens no stream on a limited connection unless asked to). Requests
+// that arrive on a relayed connection are refused with ErrRelayed (counted in
+// Stats.RelayedRefused, no penalty). Once hole punching gives a direct
+// connection, the peer is handshaken like any new one.
 //
 // # Wire format
 //

@@ -75,6 +75,12 @@ const (
 	maxConcurrentHandshakes = 16
 )
 
+// ErrRelayed refuses a sync request that came over a relayed connection:
+// a relay's limits (2 minutes, 128 KiB) would cut a block download, and a
+// relay sees and may filter everything on it (an eclipse risk). The peer is
+// not penalised: its libp2p may have had no other connection to use.
+var ErrRelayed = errors.New("syncproto: no sync over a relayed connection")
+
 // ErrWrongNetwork is the misbehaviour of a peer of another network: it does
 // not speak our protocol, or its genesis differs.
 var ErrWrongNetwork = errors.New("syncproto: peer is on another network")
@@ -101,6 +107,9 @@ type Stats struct {
 	// Sessions counts sync sessions started; Stalls those ended by a stall.
 	Sessions uint64
 	Stalls   uint64
+	// RelayedRefused counts requests refused because they came over a
+	// relayed connection.
+	RelayedRefused uint64
 }
 
 // queued is a checked block waiting for the loop (Enqueue).
@@ -158,13 +167,14 @@ type Manager struct {
 	sessions       atomic.Uint64
 	stalls         atomic.Uint64
 
-	accepted      atomic.Uint64
-	joined        atomic.Uint64
-	handshakes    atomic.Uint64
-	wrongNetwork  atomic.Uint64
-	orphanGauge   atomic.Int64
-	orphanEvicted atomic.Uint64
-	orphanExpired atomic.Uint64
+	accepted       atomic.Uint64
+	joined         atomic.Uint64
+	handshakes     atomic.Uint64
+	wrongNetwork   atomic.Uint64
+	relayedRefused atomic.Uint64
+	orphanGauge    atomic.Int64
+	orphanEvicted  atomic.Uint64
+	orphanExpired  atomic.Uint64
 }
 
 // New returns a manager; Start starts it.
@@ -304,6 +314,7 @@ func (m *Manager) Stats() Stats {
 		OrphansJoined:  m.joined.Load(),
 		Handshakes:     m.handshakes.Load(),
 		WrongNetwork:   m.wrongNetwork.Load(),
+		RelayedRefused: m.relayedRefused.Load(),
 		BlocksServed:   m.served.Load(),
 		DroppedSyncing: m.droppedSyncing.Load(),
 		Sessions:       m.sessions.Load(),

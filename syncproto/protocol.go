@@ -60,6 +60,10 @@ func (m *Manager) handleStream(s network.Stream) {
 
 func (m *Manager) serve(s network.Stream) error {
 	p := s.Conn().RemotePeer()
+	if s.Conn().Stat().Limited {
+		m.relayedRefused.Add(1)
+		return ErrRelayed
+	}
 	if err := s.SetReadDeadline(time.Now().Add(requestReadTimeout)); err != nil {
 		return err
 	}

@@ -288,10 +288,14 @@ func (m *Manager) syncLoop() {
 	}
 }
 
-// sampleStatuses asks every connected peer for its status.
+// sampleStatuses asks every directly connected peer for its status (a peer
+// reached only through a relay is never a sync peer).
 func (m *Manager) sampleStatuses() {
 	var wg sync.WaitGroup
 	for _, p := range m.cfg.Host.Network().Peers() {
+		if m.cfg.Host.Network().Connectedness(p) != network.Connected {
+			continue
+		}
 		select {
 		case m.hsSlots <- struct{}{}:
 		case <-m.quit:
@@ -308,7 +312,8 @@ func (m *Manager) sampleStatuses() {
 
 // elect picks the target most peers agree on among the peers that have
 // blocks we lack (ties: more total work, then more blocks), then the sync
-// peer among the peers that have it, preferring direct connections. n is
+// peer among the directly connected peers that have it (a peer reached only
+// through a relay is never chosen: Connectedness is then Limited). n is
 // the number of statuses the election saw; recheck, when not zero, is when
 // a peer that is ahead only within BehindGrace should be looked at again.
 func (m *Manager) elect() (_ peer.ID, _ *Status, n int, recheck time.Time) {
@@ -349,15 +354,7 @@ func (m *Manager) elect() (_ peer.ID, _ *Status, n int, recheck time.Time) {
 	if best == nil {
 		return "", nil, n, recheck
 	}
-	slices.SortFunc(best.peers, func(a, b peer.ID) int {
-		if da, db := m.direct(a), m.direct(b); da != db {
-			if da {
-				return -1
-			}
-			return 1
-		}
-		return compareIDs(a, b)
-	})
+	slices.SortFunc(best.peers, compareIDs)
 	return best.peers[0], best.status, n, time.Time{}
 }
 
@@ -386,16 +383,6 @@ func better(a *Status, na int, b *Status, nb int) bool {
 func (m *Manager) ahead(st *Status) bool {
 	for _, t := range st.Tips {
 		if !m.cfg.DAG.HaveBlock(t) {
-			return true
-		}
-	}
-	return false
-}
-
-// direct reports whether we have a direct (not relayed) connection to p.
-func (m *Manager) direct(p peer.ID) bool {
-	for _, c := range m.cfg.Host.Network().ConnsToPeer(p) {
-		if !c.Stat().Limited {
 			return true
 		}
 	}

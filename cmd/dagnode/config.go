@@ -36,18 +36,19 @@ type config struct {
 	GenProcLimit int    `long:"genproclimit" description:"mining workers; 0 means one per core" toml:"genproclimit"`
 	LogLevel     string `long:"loglevel" description:"debug, info, warn or error" toml:"loglevel"`
 
-	Listen       []string `long:"listen" description:"multiaddr to listen on (repeatable; default TCP and QUIC on all interfaces, port per network)" toml:"listen"`
-	Bootstrap    []string `long:"bootstrap" description:"peer multiaddr (with /p2p/ID) to dial at start and keep retrying (repeatable)" toml:"bootstrap"`
-	Connect      []string `long:"connect" description:"connect only to this peer multiaddr (repeatable; disables DHT and mDNS discovery)" toml:"connect"`
-	AddPeer      []string `long:"addpeer" description:"persistent peer multiaddr, reconnected when lost (repeatable)" toml:"addpeer"`
-	MDNS         bool     `long:"mdns" description:"find peers on the LAN by mDNS (default on for simnet and regtest)" toml:"mdns"`
-	NoMDNS       bool     `long:"nomdns" description:"disable mDNS" toml:"nomdns"`
-	NoDHT        bool     `long:"nodht" description:"disable the Kademlia DHT and rendezvous discovery" toml:"nodht"`
-	MaxPeers     int      `long:"maxpeers" description:"connection manager high watermark; trimming goes down to half of it (default 96)" toml:"maxpeers"`
-	NATService   bool     `long:"natservice" description:"offer AutoNAT to peers (public and bootstrap nodes)" toml:"natservice"`
-	RelayService bool     `long:"relayservice" description:"act as a circuit relay v2 for peers behind NAT" toml:"relayservice"`
-	Relay        []string `long:"relay" description:"static relay multiaddr with /p2p/ID (repeatable)" toml:"relay"`
-	NoNAT        bool     `long:"nonat" description:"do not ask the router for a port mapping (UPnP/NAT-PMP)" toml:"nonat"`
+	Listen         []string `long:"listen" description:"multiaddr to listen on (repeatable; default TCP and QUIC on all interfaces, port per network)" toml:"listen"`
+	Bootstrap      []string `long:"bootstrap" description:"peer multiaddr (with /p2p/ID) to dial at start and keep retrying (repeatable)" toml:"bootstrap"`
+	Connect        []string `long:"connect" description:"connect only to this peer multiaddr (repeatable; disables DHT and mDNS discovery)" toml:"connect"`
+	AddPeer        []string `long:"addpeer" description:"persistent peer multiaddr, reconnected when lost (repeatable)" toml:"addpeer"`
+	MDNS           bool     `long:"mdns" description:"find peers on the LAN by mDNS (default on for simnet and regtest)" toml:"mdns"`
+	NoMDNS         bool     `long:"nomdns" description:"disable mDNS" toml:"nomdns"`
+	NoDHT          bool     `long:"nodht" description:"disable the Kademlia DHT and rendezvous discovery" toml:"nodht"`
+	MaxPeers       int      `long:"maxpeers" description:"connection manager high watermark; trimming goes down to half of it (default 96)" toml:"maxpeers"`
+	NoNATService   bool     `long:"nonatservice" description:"do not answer peers' AutoNAT reachability probes (served only while this node is publicly reachable)" toml:"nonatservice"`
+	NoRelayService bool     `long:"norelayservice" description:"do not act as a circuit relay v2 for home nodes (served only while this node is publicly reachable)" toml:"norelayservice"`
+	Reachability   string   `long:"reachability" description:"public or private: skip AutoNAT's verdict (public for a server known to be reachable); default: learn it" toml:"reachability"`
+	Relay          []string `long:"relay" description:"static relay multiaddr with /p2p/ID, tried before other relays (repeatable)" toml:"relay"`
+	NoNAT          bool     `long:"nonat" description:"do not ask the router for a port mapping (UPnP/NAT-PMP)" toml:"nonat"`
 
 	RPCListen []string `long:"rpclisten" description:"JSON-RPC host:port (repeatable; default 127.0.0.1 and the network's RPC port)" toml:"rpclisten"`
 	RPCUser   string   `long:"rpcuser" description:"JSON-RPC user name (default: a random cookie in <datadir>/.cookie)" toml:"rpcuser"`
@@ -187,6 +188,11 @@ func (c *config) validate() error {
 	}
 	if c.relays, err2 = peerAddrs("--relay", c.Relay); err2 != nil {
 		return err2
+	}
+	switch c.Reachability {
+	case "", "public", "private":
+	default:
+		return usagef("--reachability %q: want public or private (or leave it out to learn it)", c.Reachability)
 	}
 	if (c.RPCUser == "") != (c.RPCPass == "") {
 		return usagef("--rpcuser and --rpcpass go together (or neither, for cookie auth)")

@@ -52,6 +52,8 @@ func TestBadConfigExitsTwoAndWritesNothing(t *testing.T) {
 		{"genproclimit not a number", []string{"--genproclimit", "many"}, "", "genproclimit"},
 		{"bad mining address", []string{"--network", "regtest", "--miningaddr", "notanaddress"}, "", "--miningaddr"},
 		{"mining address of another network", []string{"--network", "simnet", "--miningaddr", "D597kHXGdkwkryF9oGhz9Bp1ypTpD1u99Z"}, "", "another network"},
+		{"bad reachability", []string{"--network", "regtest", "--reachability", "maybe"}, "", "--reachability"},
+		{"config bad reachability", nil, "reachability = \"behind\"", "--reachability"},
 		{"stray argument", []string{"--network", "regtest", "start"}, "", "unexpected argument"},
 		{"config syntax error", nil, "network = ", "config file"},
 		{"config unknown key", nil, "netwrok = \"regtest\"", "unknown key"},

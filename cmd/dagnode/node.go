@@ -146,8 +146,9 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 		ListenAddrs:          cfg.Listen,
 		HighWater:            cfg.MaxPeers,
 		LowWater:             cfg.MaxPeers / 2,
-		EnableNATService:     cfg.NATService,
-		RelayService:         cfg.RelayService,
+		DisableNATService:    cfg.NoNATService,
+		DisableRelayService:  cfg.NoRelayService,
+		ForceReachability:    cfg.Reachability,
 		StaticRelays:         cfg.relays,
 		DisableNAT:           cfg.NoNAT,
 		Version:              version,
@@ -230,6 +231,11 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 				out = append(out, metrics.PeerCount{Direction: strings.ToLower(p.Direction.String()), Transport: p.Transport, N: 1})
 			}
 			return out
+		},
+		NAT: func() metrics.NATSnapshot {
+			st, hp := n.netInfo.nat.Status(), n.tracker.HolePunchStats()
+			return metrics.NATSnapshot{Reachability: st.Reachability, RelayAddrs: len(st.RelayAddrs),
+				DirectDials: hp.DirectDials, HolePunchStarted: hp.Started, HolePunchSucceeded: hp.Succeeded, HolePunchFailed: hp.Failed}
 		},
 	})
 	if cfg.Metrics != "" {

@@ -6,10 +6,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
@@ -70,6 +68,17 @@ func (ps *peerSource) Peers() []rpc.PeerInfo {
 		}
 		for _, a := range p.Addrs {
 			info.Addrs = append(info.Addrs, a.String())
+		}
+		for _, c := range p.Conns {
+			info.Conns = append(info.Conns, rpc.ConnInfo{Addr: c.Addr.String(),
+				Direction: strings.ToLower(c.Direction.String()), Transport: c.Transport, Relayed: c.Relayed})
+		}
+		if hp := p.HolePunch; hp != nil {
+			info.HolePunch = &rpc.PeerHolePunch{DirectDials: hp.DirectDials, Started: hp.Started,
+				Succeeded: hp.Succeeded, Failed: hp.Failed, LastMillis: hp.LastElapsed.Milliseconds(), LastError: hp.LastError}
+			if !hp.LastAt.IsZero() {
+				info.HolePunch.LastTime = hp.LastAt.Unix()
+			}
 		}
 		out = append(out, info)
 	}
@@ -187,64 +196,64 @@ func (ps *peerSource) Ping(ctx context.Context) []rpc.PingResult {
 	return out
 }
 
-// netInfo adapts the host: addresses, reachability, protocols, totals.
+// netInfo adapts the host and its NAT monitor: addresses, reachability,
+// NAT traversal, protocols, totals.
 type netInfo struct {
-	n            *node
-	reachability atomic.Value // string
-	sub          event.Subscription
-	wg           sync.WaitGroup
+	n   *node
+	nat *host.NATMonitor
 }
 
 func newNetInfo(n *node) *netInfo {
-	ni := &netInfo{n: n}
-	ni.reachability.Store("unknown")
-	return ni
+	return &netInfo{n: n, nat: host.NewNATMonitor(n.log, n.metrics.Registry())}
 }
 
-// start follows AutoNAT's reachability events.
-func (ni *netInfo) start() error {
-	sub, err := ni.n.host.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
-	if err != nil {
-		return err
-	}
-	ni.sub = sub
-	ni.wg.Go(func() {
-		for ev := range sub.Out() {
-			r := ev.(event.EvtLocalReachabilityChanged).Reachability
-			ni.reachability.Store(strings.ToLower(strings.TrimPrefix(r.String(), "Reachability")))
-		}
-	})
-	return nil
-}
+// start follows the host's reachability and address events.
+func (ni *netInfo) start() error { return ni.nat.Start(ni.n.host) }
 
-func (ni *netInfo) close() {
-	if ni.sub != nil {
-		ni.sub.Close()
-		ni.wg.Wait()
+func (ni *netInfo) close() { ni.nat.Close() }
+
+func addrStrings(as []multiaddr.Multiaddr) []string {
+	out := make([]string, 0, len(as))
+	for _, a := range as {
+		out = append(out, a.String())
 	}
+	return out
 }
 
 func (ni *netInfo) NetworkInfo() rpc.NetworkInfo {
-	h := ni.n.host
+	h, cfg := ni.n.host, ni.n.cfg
+	st := ni.nat.Status()
+	hp := ni.n.tracker.HolePunchStats()
 	info := rpc.NetworkInfo{
-		PeerID:       h.ID().String(),
-		Reachability: ni.reachability.Load().(string),
-		Agent:        host.AgentPrefix + version,
-		NAT:          "port mapping (UPnP/NAT-PMP) on",
+		PeerID:                 h.ID().String(),
+		Reachability:           st.Reachability,
+		ReachabilitySince:      st.Since,
+		ReachabilityConfidence: ni.nat.Confidence(),
+		ReachableAddrs:         addrStrings(st.Reachable),
+		UnreachableAddrs:       addrStrings(st.Unreachable),
+		UnknownAddrs:           addrStrings(st.UnknownAddrs),
+		ObservedAddrs:          addrStrings(st.ObservedAddrs),
+		RelayAddrs:             addrStrings(st.RelayAddrs),
+		NATTypeTCP:             st.NATTypeTCP,
+		NATTypeUDP:             st.NATTypeUDP,
+		Agent:                  host.AgentPrefix + version,
+		NAT:                    "port mapping (UPnP/NAT-PMP) on",
+		NATService:             serviceState(cfg.NoNATService, "--nonatservice", st.Reachability, true),
+		RelayService:           serviceState(cfg.NoRelayService, "--norelayservice", st.Reachability, false),
+		HolePunch: rpc.HolePunchStats{DirectDials: hp.DirectDials, Started: hp.Started,
+			Succeeded: hp.Succeeded, Failed: hp.Failed},
 	}
-	if ni.n.cfg.NoNAT {
+	if cfg.NoNAT {
 		info.NAT = "port mapping off (--nonat)"
 	}
 	for _, a := range host.FullAddrs(h) {
 		info.ListenAddrs = append(info.ListenAddrs, a.String())
 	}
-	listen := h.Network().ListenAddresses()
-	for _, a := range h.Addrs() {
-		switch {
-		case isCircuit(a):
-			info.RelayAddrs = append(info.RelayAddrs, a.String())
-		case !slices.ContainsFunc(listen, a.Equal):
-			info.ObservedAddrs = append(info.ObservedAddrs, a.String())
+	for _, p := range ni.n.tracker.Peers() {
+		if p.Relayed {
+			info.RelayedPeers++
+		} else {
+			info.DirectPeers++
 		}
 	}
 	for _, p := range h.Mux().Protocols() {
@@ -254,9 +263,18 @@ func (ni *netInfo) NetworkInfo() rpc.NetworkInfo {
 	return info
 }
 
-func isCircuit(a multiaddr.Multiaddr) bool {
-	_, err := a.ValueForProtocol(multiaddr.P_CIRCUIT)
-	return err == nil
+// serviceState says whether a service offered to peers (AutoNAT, relay)
+// runs: libp2p runs the relay only while the node is publicly reachable,
+// AutoNAT also while reachability is unknown (peers' probes are how a
+// public node learns it).
+func serviceState(off bool, flag, reachability string, whileUnknown bool) string {
+	switch {
+	case off:
+		return "off: " + flag
+	case reachability == "public", whileUnknown && reachability == "unknown":
+		return "serving"
+	}
+	return "idle: reachability " + reachability
 }
 
 func (ni *netInfo) NetTotals() rpc.NetTotals {

@@ -1,0 +1,256 @@
+package host
+
+import (
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	"github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// autonatConfidenceMetric is the gauge in which libp2p's AutoNAT (v1) keeps
+// the confidence of its reachability verdict (0 to 3): the number of probes
+// that agreed since the verdict last flipped. It is only exported through
+// Prometheus, so NATMonitor reads it back from the registry.
+const autonatConfidenceMetric = "libp2p_autonat_reachability_status_confidence"
+
+// NATStatus is a snapshot of what the node knows about its own reachability.
+type NATStatus struct {
+	// Reachability is "public", "private" or "unknown", from AutoNAT (v1)
+	// probes by peers (or forced by configuration).
+	Reachability string
+	// Since is when Reachability last changed (the monitor's start at first).
+	Since time.Time
+	// Changes counts reachability changes since start.
+	Changes int
+	// Reachable, Unreachable and UnknownAddrs are this node's public
+	// addresses as AutoNAT v2 has classified them, one dial-back per
+	// address.
+	Reachable, Unreachable, UnknownAddrs []multiaddr.Multiaddr
+	// ObservedAddrs are public addresses other peers see us at (identify),
+	// including port mappings; they are what hole punching advertises.
+	ObservedAddrs []multiaddr.Multiaddr
+	// RelayAddrs are our /p2p-circuit addresses, one per relay reservation.
+	RelayAddrs []multiaddr.Multiaddr
+	// NATTypeTCP and NATTypeUDP are libp2p's guess of our NAT's mapping
+	// ("endpoint-independent", "endpoint-dependent" or "unknown"); it needs
+	// observations from several peers.
+	NATTypeTCP, NATTypeUDP string
+}
+
+// NATMonitor follows the host's reachability, address and NAT events,
+// keeps the latest of each for NATStatus, and logs changes at Info: they
+// are the node's own state, not a peer's doing.
+type NATMonitor struct {
+	log      *slog.Logger
+	gatherer prometheus.Gatherer
+
+	mu  sync.Mutex
+	h   host.Host
+	st  NATStatus
+	sub event.Subscription
+	wg  sync.WaitGroup
+}
+
+// NewNATMonitor returns a monitor. gatherer, if not nil, is the registry
+// given to New as Config.PrometheusRegisterer, read for AutoNAT's confidence.
+// Start it with the host.
+func NewNATMonitor(log *slog.Logger, gatherer prometheus.Gatherer) *NATMonitor {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &NATMonitor{log: log, gatherer: gatherer,
+		st: NATStatus{Reachability: "unknown", NATTypeTCP: "unknown", NATTypeUDP: "unknown"}}
+}
+
+// Start subscribes to h's events. It may be called once; Close stops it.
+func (m *NATMonitor) Start(h host.Host) error {
+	m.mu.Lock()
+	if m.h != nil {
+		m.mu.Unlock()
+		return errors.New("host: NAT monitor already started")
+	}
+	m.h = h
+	m.st.Since = time.Now()
+	m.mu.Unlock()
+	sub, err := h.EventBus().Subscribe([]any{
+		new(event.EvtLocalReachabilityChanged),
+		new(event.EvtHostReachableAddrsChanged),
+		new(event.EvtNATDeviceTypeChanged),
+		new(event.EvtLocalAddressesUpdated),
+	}, eventbus.Name("dagnode-nat"), eventbus.BufSize(32))
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.sub = sub
+	m.mu.Unlock()
+	m.refreshAddrs()
+	m.wg.Go(func() {
+		for ev := range sub.Out() {
+			m.handle(ev)
+		}
+	})
+	return nil
+}
+
+// Close stops following events. It is idempotent.
+func (m *NATMonitor) Close() error {
+	m.mu.Lock()
+	sub := m.sub
+	m.sub = nil
+	m.mu.Unlock()
+	if sub != nil {
+		sub.Close()
+	}
+	m.wg.Wait()
+	return nil
+}
+
+// ReachabilityName is the lower-case name of r: "public", "private" or
+// "unknown".
+func ReachabilityName(r network.Reachability) string {
+	switch r {
+	case network.ReachabilityPublic:
+		return "public"
+	case network.ReachabilityPrivate:
+		return "private"
+	}
+	return "unknown"
+}
+
+func natTypeName(t network.NATDeviceType) string {
+	switch t {
+	case network.NATDeviceTypeEndpointIndependent:
+		return "endpoint-independent"
+	case network.NATDeviceTypeEndpointDependent:
+		return "endpoint-dependent"
+	}
+	return "unknown"
+}
+
+// handle records one event. Only called from the monitor's goroutine.
+func (m *NATMonitor) handle(ev any) {
+	switch e := ev.(type) {
+	case event.EvtLocalReachabilityChanged:
+		r := ReachabilityName(e.Reachability)
+		m.mu.Lock()
+		prev := m.st.Reachability
+		changed := r != prev
+		if changed {
+			m.st.Reachability, m.st.Since = r, time.Now()
+			m.st.Changes++
+		}
+		m.mu.Unlock()
+		if changed {
+			m.log.Info("reachability changed", "reachability", r, "was", prev)
+		}
+	case event.EvtHostReachableAddrsChanged:
+		m.mu.Lock()
+		m.st.Reachable = slices.Clone(e.Reachable)
+		m.st.Unreachable = slices.Clone(e.Unreachable)
+		m.st.UnknownAddrs = slices.Clone(e.Unknown)
+		m.mu.Unlock()
+		m.log.Info("address reachability changed", "reachable", e.Reachable, "unreachable", e.Unreachable)
+	case event.EvtNATDeviceTypeChanged:
+		name := natTypeName(e.NatDeviceType)
+		m.mu.Lock()
+		if e.TransportProtocol == network.NATTransportUDP {
+			m.st.NATTypeUDP = name
+		} else {
+			m.st.NATTypeTCP = name
+		}
+		m.mu.Unlock()
+		m.log.Info("NAT type changed", "transport", natTransportName(e.TransportProtocol), "type", name)
+	case event.EvtLocalAddressesUpdated:
+		m.refreshAddrs()
+	}
+}
+
+func natTransportName(t network.NATTransportProtocol) string {
+	if t == network.NATTransportUDP {
+		return "udp"
+	}
+	return "tcp"
+}
+
+// refreshAddrs recomputes the observed and relay addresses from the host's
+// advertised addresses and logs a change of relay addresses.
+func (m *NATMonitor) refreshAddrs() {
+	m.mu.Lock()
+	h := m.h
+	m.mu.Unlock()
+	if h == nil {
+		return
+	}
+	var observed, relays []multiaddr.Multiaddr
+	listen := h.Network().ListenAddresses()
+	for _, a := range h.Addrs() {
+		switch {
+		case IsRelayAddr(a):
+			relays = append(relays, a)
+		case manet.IsPublicAddr(a) && !slices.ContainsFunc(listen, a.Equal):
+			observed = append(observed, a)
+		}
+	}
+	m.mu.Lock()
+	relayChanged := !slices.EqualFunc(relays, m.st.RelayAddrs, multiaddr.Multiaddr.Equal)
+	m.st.RelayAddrs, m.st.ObservedAddrs = relays, observed
+	m.mu.Unlock()
+	if relayChanged {
+		m.log.Info("relay addresses changed", "relay_addrs", relays)
+	}
+}
+
+// Status returns the latest snapshot.
+func (m *NATMonitor) Status() NATStatus {
+	m.refreshAddrs() // h.Addrs() may change without an event (observed addresses)
+	m.mu.Lock()
+	st := m.st
+	st.Reachable = slices.Clone(st.Reachable)
+	st.Unreachable = slices.Clone(st.Unreachable)
+	st.UnknownAddrs = slices.Clone(st.UnknownAddrs)
+	st.ObservedAddrs = slices.Clone(st.ObservedAddrs)
+	st.RelayAddrs = slices.Clone(st.RelayAddrs)
+	m.mu.Unlock()
+	return st
+}
+
+// Confidence returns AutoNAT's confidence in the reachability verdict, 0
+// (one probe) to 3 (four agreeing probes), or -1 when unknown (libp2p's
+// metrics are off). It gathers the registry: call it from RPC, not from a
+// Prometheus collector.
+func (m *NATMonitor) Confidence() int {
+	if m.gatherer == nil {
+		return -1
+	}
+	families, err := m.gatherer.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, f := range families {
+		if f.GetName() != autonatConfidenceMetric {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			if g := mt.GetGauge(); g != nil {
+				return int(g.GetValue())
+			}
+		}
+	}
+	return -1
+}
+
+// IsRelayAddr reports whether a goes through a circuit relay (/p2p-circuit).
+func IsRelayAddr(a multiaddr.Multiaddr) bool {
+	_, err := a.ValueForProtocol(multiaddr.P_CIRCUIT)
+	return err == nil
+}
