@@ -4,12 +4,14 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -21,6 +23,19 @@ import (
 // that agreed since the verdict last flipped. It is only exported through
 // Prometheus, so NATMonitor reads it back from the registry.
 const autonatConfidenceMetric = "libp2p_autonat_reachability_status_confidence"
+
+// maxObservations bounds the identify observations kept, one per peer;
+// observationTTL is how long one counts.
+const (
+	maxObservations = 64
+	observationTTL  = 30 * time.Minute
+)
+
+// observation is the address one peer told us it sees us at.
+type observation struct {
+	addr multiaddr.Multiaddr
+	at   time.Time
+}
 
 // NATStatus is a snapshot of what the node knows about its own reachability.
 type NATStatus struct {
@@ -35,8 +50,11 @@ type NATStatus struct {
 	// addresses as AutoNAT v2 has classified them, one dial-back per
 	// address.
 	Reachable, Unreachable, UnknownAddrs []multiaddr.Multiaddr
-	// ObservedAddrs are public addresses other peers see us at (identify),
-	// including port mappings; they are what hole punching advertises.
+	// ObservedAddrs are the public addresses peers told us they see us at
+	// (identify), most observers first, then port mappings. Behind an
+	// endpoint-independent NAT every observer sees the same address, which
+	// is what hole punching advertises; behind a symmetric NAT each sees
+	// another port.
 	ObservedAddrs []multiaddr.Multiaddr
 	// RelayAddrs are our /p2p-circuit addresses, one per relay reservation.
 	RelayAddrs []multiaddr.Multiaddr
@@ -53,11 +71,12 @@ type NATMonitor struct {
 	log      *slog.Logger
 	gatherer prometheus.Gatherer
 
-	mu  sync.Mutex
-	h   host.Host
-	st  NATStatus
-	sub event.Subscription
-	wg  sync.WaitGroup
+	mu       sync.Mutex
+	h        host.Host
+	st       NATStatus
+	observed map[peer.ID]observation // bounded by maxObservations
+	sub      event.Subscription
+	wg       sync.WaitGroup
 }
 
 // NewNATMonitor returns a monitor. gatherer, if not nil, is the registry
@@ -86,6 +105,7 @@ func (m *NATMonitor) Start(h host.Host) error {
 		new(event.EvtHostReachableAddrsChanged),
 		new(event.EvtNATDeviceTypeChanged),
 		new(event.EvtLocalAddressesUpdated),
+		new(event.EvtPeerIdentificationCompleted),
 	}, eventbus.Name("dagnode-nat"), eventbus.BufSize(32))
 	if err != nil {
 		return err
@@ -172,6 +192,10 @@ func (m *NATMonitor) handle(ev any) {
 		m.log.Info("NAT type changed", "transport", natTransportName(e.TransportProtocol), "type", name)
 	case event.EvtLocalAddressesUpdated:
 		m.refreshAddrs()
+	case event.EvtPeerIdentificationCompleted:
+		if e.ObservedAddr != nil && manet.IsPublicAddr(e.ObservedAddr) && !IsRelayAddr(e.ObservedAddr) {
+			m.observe(e.Peer, e.ObservedAddr, time.Now())
+		}
 	}
 }
 
@@ -180,6 +204,55 @@ func natTransportName(t network.NATTransportProtocol) string {
 		return "udp"
 	}
 	return "tcp"
+}
+
+// observe records that p sees us at a.
+func (m *NATMonitor) observe(p peer.ID, a multiaddr.Multiaddr, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.observed == nil {
+		m.observed = make(map[peer.ID]observation)
+	}
+	if _, ok := m.observed[p]; !ok && len(m.observed) >= maxObservations {
+		oldest := peer.ID("")
+		for q, o := range m.observed {
+			if oldest == "" || o.at.Before(m.observed[oldest].at) {
+				oldest = q
+			}
+		}
+		delete(m.observed, oldest)
+	}
+	m.observed[p] = observation{addr: a, at: now}
+}
+
+// observedLocked returns the distinct observed addresses younger than
+// observationTTL, most observers first. Called with m.mu held.
+func (m *NATMonitor) observedLocked(now time.Time) []multiaddr.Multiaddr {
+	count := map[string]int{}
+	addrs := map[string]multiaddr.Multiaddr{}
+	for _, o := range m.observed {
+		if now.Sub(o.at) > observationTTL {
+			continue
+		}
+		k := string(o.addr.Bytes())
+		count[k]++
+		addrs[k] = o.addr
+	}
+	keys := make([]string, 0, len(count))
+	for k := range count {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := count[b] - count[a]; c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	out := make([]multiaddr.Multiaddr, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, addrs[k])
+	}
+	return out
 }
 
 // refreshAddrs recomputes the observed and relay addresses from the host's
@@ -191,18 +264,24 @@ func (m *NATMonitor) refreshAddrs() {
 	if h == nil {
 		return
 	}
-	var observed, relays []multiaddr.Multiaddr
+	var mapped, relays []multiaddr.Multiaddr
 	listen := h.Network().ListenAddresses()
 	for _, a := range h.Addrs() {
 		switch {
 		case IsRelayAddr(a):
 			relays = append(relays, a)
 		case manet.IsPublicAddr(a) && !slices.ContainsFunc(listen, a.Equal):
-			observed = append(observed, a)
+			mapped = append(mapped, a)
 		}
 	}
 	m.mu.Lock()
 	relayChanged := !slices.EqualFunc(relays, m.st.RelayAddrs, multiaddr.Multiaddr.Equal)
+	observed := m.observedLocked(time.Now())
+	for _, a := range mapped {
+		if !slices.ContainsFunc(observed, a.Equal) {
+			observed = append(observed, a)
+		}
+	}
 	m.st.RelayAddrs, m.st.ObservedAddrs = relays, observed
 	m.mu.Unlock()
 	if relayChanged {

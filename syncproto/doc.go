@@ -18,21 +18,24 @@
 // # Sync
 //
 // On every new direct connection, and every SampleInterval, the manager
-// exchanges statuses with the peer. A peer of another network (it does not speak our
-// protocol, or its genesis differs) is reported to the peer tracker, which
-// bans it. A peer is behind-worthy when it names tips we lack for more than
+// exchanges statuses with the peer. A peer of another network (it identifies
+// as a dagnode node of another network and does not speak our protocol, or
+// its genesis differs) is reported to the peer tracker, which bans it. A
+// peer that is no dagnode node at all (libp2p's AutoNAT dial-back hosts,
+// plain DHT or relay clients) is left alone: ErrNotDagnode, no penalty. A
+// peer is behind-worthy when it names tips we lack for more than
 // BehindGrace, or is syncLeadHeights ahead. The election waits up to
 // ElectionWait for MinElectionPeers statuses, takes the target most peers
 // agree on (ties: more total work, then more blocks) and picks one sync peer
-// among those that have it. In a session (sync
-// mode: announcements from other peers are dropped with ErrSyncing) the
-// manager finds a start height from the peer's tip heights, pages through
-// getblocks → inv, fetches what it lacks with pipelineDepth getdata requests
-// in flight, submits the blocks in inventory order, then fetches orphans'
-// parents by hash. It ends when we have the peer's tips; a peer that lets
-// StallTimeout pass without a block is dropped and penalised, and one that
-// answers notfound for tips it claimed is penalised. Progress is logged every
-// ProgressInterval and reported by SyncInfo.
+// among those that have it. In a session (sync mode: announcements from
+// other peers are dropped with ErrSyncing) the manager finds a start height
+// from the peer's tip heights, pages through getblocks → inv, fetches what
+// it lacks with pipelineDepth getdata requests in flight, submits the blocks
+// in inventory order, then fetches orphans' parents by hash. It ends when we
+// have the peer's tips; a peer that lets StallTimeout pass without a block
+// is dropped and penalised, and one that answers notfound for tips it
+// claimed is penalised. Progress is logged every ProgressInterval and
+// reported by SyncInfo.
 //
 // # Relayed connections
 //

@@ -81,6 +81,12 @@ const (
 // not penalised: its libp2p may have had no other connection to use.
 var ErrRelayed = errors.New("syncproto: no sync over a relayed connection")
 
+// ErrNotDagnode is the failure of a status exchange with a peer that is not
+// a dagnode node (its identify protocol version is not "/dagnode/..."):
+// libp2p's AutoNAT dial-back hosts, plain DHT or relay clients. It is not
+// an offense.
+var ErrNotDagnode = errors.New("syncproto: peer is not a dagnode node")
+
 // ErrWrongNetwork is the misbehaviour of a peer of another network: it does
 // not speak our protocol, or its genesis differs.
 var ErrWrongNetwork = errors.New("syncproto: peer is on another network")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -181,12 +182,25 @@ func (m *Manager) checkStatus(p peer.ID, st *Status) error {
 	return nil
 }
 
+// claimsDagnode reports whether p's identify protocol version names a
+// dagnode network ("/dagnode/<network>").
+func (m *Manager) claimsDagnode(p peer.ID) bool {
+	v, err := m.cfg.Host.Peerstore().Get(p, "ProtocolVersion")
+	s, _ := v.(string)
+	return err == nil && strings.HasPrefix(s, "/dagnode/")
+}
+
 // request opens a stream, writes one request frame and closes the write
 // side. The stream's deadline is the context's.
 func (m *Manager) request(ctx context.Context, p peer.ID, t byte, payload []byte) (network.Stream, *bufio.Reader, error) {
 	s, err := m.cfg.Host.NewStream(ctx, p, m.proto)
 	if err != nil {
 		if errors.Is(err, multistream.ErrNotSupported[protocol.ID]{}) {
+			if !m.claimsDagnode(p) {
+				// Not a dagnode at all: an AutoNAT dial-back, a DHT or
+				// relay client. Nothing to sync with, nothing to punish.
+				return nil, nil, fmt.Errorf("%w: %v", ErrNotDagnode, err)
+			}
 			return nil, nil, &ProtocolError{Reason: "does not speak " + string(m.proto), Points: PenaltyWrongNetwork, Err: ErrWrongNetwork}
 		}
 		return nil, nil, err

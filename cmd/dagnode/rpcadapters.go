@@ -220,6 +220,20 @@ func addrStrings(as []multiaddr.Multiaddr) []string {
 	return out
 }
 
+// withPeer appends /p2p/<id> to each address: a relay address is only
+// dialable with the ID of the node behind the relay.
+func withPeer(as []multiaddr.Multiaddr, id peer.ID) []multiaddr.Multiaddr {
+	comp, err := multiaddr.NewComponent("p2p", id.String())
+	if err != nil {
+		return as
+	}
+	out := make([]multiaddr.Multiaddr, 0, len(as))
+	for _, a := range as {
+		out = append(out, a.Encapsulate(comp))
+	}
+	return out
+}
+
 func (ni *netInfo) NetworkInfo() rpc.NetworkInfo {
 	h, cfg := ni.n.host, ni.n.cfg
 	st := ni.nat.Status()
@@ -233,7 +247,7 @@ func (ni *netInfo) NetworkInfo() rpc.NetworkInfo {
 		UnreachableAddrs:       addrStrings(st.Unreachable),
 		UnknownAddrs:           addrStrings(st.UnknownAddrs),
 		ObservedAddrs:          addrStrings(st.ObservedAddrs),
-		RelayAddrs:             addrStrings(st.RelayAddrs),
+		RelayAddrs:             addrStrings(withPeer(st.RelayAddrs, h.ID())),
 		NATTypeTCP:             st.NATTypeTCP,
 		NATTypeUDP:             st.NATTypeUDP,
 		Agent:                  host.AgentPrefix + version,
