@@ -101,7 +101,9 @@ func newDiskNode(t testing.TB, p *dag.Params, opts ...Option) *testNode {
 
 func newTestNodeOn(t testing.TB, p *dag.Params, store ds.Batching, opts ...Option) *testNode {
 	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
+	// Identify says "/dagnode/<network>", as dagnode's host does.
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics(),
+		libp2p.ProtocolVersion("/dagnode/"+p.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +186,29 @@ func TestOtherNetworkPenalised(t *testing.T) {
 	})
 	if a.m.Stats().WrongNetwork == 0 {
 		t.Fatal("wrong-network counter not updated")
+	}
+}
+
+// TestNonDagnodePeerLeftAlone: a peer that is no dagnode node (such as
+// libp2p's AutoNAT dial-back host) fails the status exchange with
+// ErrNotDagnode and is not penalised.
+func TestNonDagnodePeerLeftAlone(t *testing.T) {
+	a := newTestNode(t, dag.RegTestParams)
+	other, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	if err := other.Connect(context.Background(), peer.AddrInfo{ID: a.h.ID(), Addrs: a.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.m.RequestStatus(ctx, other.ID()); !errors.Is(err, ErrNotDagnode) {
+		t.Fatalf("status request to a plain libp2p host: %v, want ErrNotDagnode", err)
+	}
+	if a.peers.penalized(other.ID(), nil) || a.m.Stats().WrongNetwork != 0 {
+		t.Fatal("a peer that is no dagnode node was penalised")
 	}
 }
 

@@ -51,7 +51,7 @@ func run(m *testing.M) int {
 }
 
 // needBed skips t unless a test bed can be built here.
-func needBed(t *testing.T) {
+func needBed(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("NAT test bed: starts dagnode processes in network namespaces")
@@ -70,7 +70,7 @@ const (
 
 // daemon is one dagnode process in a namespace.
 type daemon struct {
-	t       *testing.T
+	t       testing.TB
 	name    string
 	host    *netbed.Host
 	bed     *netbed.Bed
@@ -90,7 +90,7 @@ var (
 
 // startDaemon runs dagnode in h's namespace on regtest with OS-chosen
 // ports and waits until its RPC server listens.
-func startDaemon(t *testing.T, bed *netbed.Bed, h *netbed.Host, name string, extra ...string) *daemon {
+func startDaemon(t testing.TB, bed *netbed.Bed, h *netbed.Host, name string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, name: name, host: h, bed: bed, datadir: filepath.Join(t.TempDir(), name)}
 	d.args = append([]string{"--network", "regtest", "--datadir", d.datadir,
@@ -262,6 +262,7 @@ type peerInfo struct {
 	CurrentHeight int64 `json:"currentheight"`
 	HolePunch     *struct {
 		Started, Succeeded, Failed, DirectDials int
+		LastMillis                              int64  `json:"lastmillis"`
 		LastError                               string `json:"lasterror"`
 	} `json:"holepunch"`
 }
@@ -297,13 +298,13 @@ func (d *daemon) hasBlock(h string) bool {
 
 // steps times a scenario's steps from its start and logs each.
 type steps struct {
-	t     *testing.T
+	t     testing.TB
 	start time.Time
 	mu    sync.Mutex
 	log   []string
 }
 
-func newSteps(t *testing.T) *steps { return &steps{t: t, start: time.Now()} }
+func newSteps(t testing.TB) *steps { return &steps{t: t, start: time.Now()} }
 
 // wait polls cond every 100 ms until it holds or timeout passes, then logs
 // the step with the time since the scenario started. cond returns a

@@ -23,16 +23,20 @@ const (
 // which its operator knows to be public (--reachability public, as for a
 // kubo bootstrap server). With a single public node nobody could tell it by
 // AutoNAT v1: home nodes list no public address to probe from.
-func startPublic(t *testing.T, bed *netbed.Bed, h *netbed.Host) *daemon {
+func startPublic(t testing.TB, bed *netbed.Bed, h *netbed.Host) *daemon {
 	p := startDaemon(t, bed, h, "public", "--reachability", "public")
-	if ok, st := reach(p, "public")(); !ok {
-		t.Fatalf("public node: %s", st)
+	deadline := time.Now().Add(10 * time.Second)
+	for ok, st := reach(p, "public")(); !ok; ok, st = reach(p, "public")() {
+		if time.Now().After(deadline) {
+			t.Fatalf("public node: %s", st)
+		}
+		time.Sleep(50 * time.Millisecond) // the event reaches the node's monitor asynchronously
 	}
 	return p
 }
 
 // bootstrapArgs returns --bootstrap flags with p's public addresses.
-func bootstrapArgs(t *testing.T, p *daemon) []string {
+func bootstrapArgs(t testing.TB, p *daemon) []string {
 	t.Helper()
 	ni, err := p.netInfo()
 	if err != nil {
@@ -92,7 +96,7 @@ func connected(from, to *daemon, kind string) func() (bool, string) {
 }
 
 // mine has d generate n blocks and returns their hashes.
-func mine(t *testing.T, d *daemon, n int) []string {
+func mine(t testing.TB, d *daemon, n int) []string {
 	t.Helper()
 	var hashes []string
 	d.mustCall(&hashes, "generate", n)
@@ -117,13 +121,13 @@ func hasBlocks(d *daemon, hashes []string) func() (bool, string) {
 // homePair starts a public node and two home nodes behind NATs of kind nat,
 // waits until both know they are private and hold a relay address, and
 // returns them with A's relay address.
-func homePair(t *testing.T, tag string, nat netbed.NAT) (s *steps, p, a, b *daemon, ha, hb *netbed.Home, relayA string) {
+func homePair(t testing.TB, tag string, nat netbed.NAT, homeArgs ...string) (s *steps, p, a, b *daemon, ha, hb *netbed.Home, relayA string) {
 	bed := netbed.New(t, tag)
 	pub := bed.AddPublic("pub")
 	ha = bed.AddHome("a", nat)
 	hb = bed.AddHome("b", nat)
 	p = startPublic(t, bed, pub)
-	boot := bootstrapArgs(t, p)
+	boot := append(bootstrapArgs(t, p), homeArgs...)
 	s = newSteps(t)
 	a = startDaemon(t, bed, ha.Host, "homeA", boot...)
 	b = startDaemon(t, bed, hb.Host, "homeB", boot...)
@@ -156,6 +160,9 @@ func TestHolePunchThroughEndpointIndependentNATs(t *testing.T) {
 	}
 	if len(pa.Connections) == 0 || pa.Connections[0].Relayed || !strings.Contains(pa.Connections[0].Addr, "/ip4/"+ha.PublicIP().String()+"/") {
 		t.Fatalf("B's direct connection to A is not to A's router: %+v", pa.Connections)
+	}
+	if pb, _, err := a.peer(b.peerID); err == nil && pb.HolePunch != nil {
+		t.Logf("A's hole punch with B, as A measured it: %+v", *pb.HolePunch)
 	}
 	var punched uint64
 	for _, d := range []*daemon{a, b} {
