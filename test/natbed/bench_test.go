@@ -49,6 +49,11 @@ func BenchmarkHolePunch(b *testing.B) {
 		direct += time.Since(start)
 	}
 	b.StopTimer()
+	for _, d := range []*daemon{a, c} {
+		if ni, err := d.netInfo(); err == nil {
+			b.Logf("%s after %d ops: hole punch totals %+v", d.name, b.N, ni.HolePunch)
+		}
+	}
 	n := float64(b.N)
 	b.ReportMetric(float64(relayed.Milliseconds())/n, "relayed-ms/op")
 	b.ReportMetric(float64(direct.Milliseconds())/n, "direct-ms/op")
