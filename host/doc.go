@@ -9,11 +9,28 @@
 // and TLS security, yamux, a connection manager (DefaultLowWater /
 // DefaultHighWater / DefaultGracePeriod unless configured), a resource manager
 // whose system and transient limits are raised so that HighWater peers never
-// hit them (see limits.go for the arithmetic), and NAT traversal: UPnP/NAT-PMP
-// port mapping (unless DisableNAT), AutoNAT v2, hole punching, the relay v2
-// client, AutoRelay on StaticRelays, and on public nodes the AutoNAT service
-// (EnableNATService) and the relay service (RelayService). Identify announces
-// the agent "dagnode/<Version>" and the protocol version "/dagnode/<network>".
+// hit them (see limits.go for the arithmetic), and NAT traversal (nat.go,
+// relay.go, holepunch.go):
+//
+//   - UPnP/NAT-PMP port mapping, unless DisableNAT;
+//   - AutoNAT v1 and v2 clients, and their services for other peers unless
+//     DisableNATService, rate limited (AutoNATGlobalLimit, AutoNATPeerLimit);
+//     libp2p serves them while the node is public or does not know yet;
+//   - AutoRelay while the node is private: reservations on AutoRelayNumRelays
+//     relays, StaticRelays first, then connected peers that run the relay
+//     service on a public address;
+//   - the circuit relay v2 service while public, unless DisableRelayService,
+//     within RelayResources (2 min and 128 KiB per circuit, 64 reservations,
+//     4 per IP): a relayed link reaches a home node and carries a hole punch,
+//     never blocks;
+//   - DCUtR hole punching, traced into the Tracker (Trace);
+//   - ForceReachability for servers (or nodes) that know their reachability.
+//
+// NATMonitor follows reachability (AutoNAT v1, with its confidence read back
+// from libp2p's metrics), AutoNAT v2's per-address verdicts, libp2p's NAT
+// type guess, the addresses peers observe us at (identify) and our relay
+// addresses; it logs changes at Info. Identify announces the agent
+// "dagnode/<Version>" and the protocol version "/dagnode/<network>".
 // libp2p's Prometheus metrics go to Config.PrometheusRegisterer, or are off.
 // FullAddrs gives the addresses (with /p2p/<id>) other nodes dial.
 //
@@ -26,7 +43,9 @@
 // when it connects, gets identify's agent and protocols, is pinged every
 // ping interval (latency: the peerstore's moving average), and disappears
 // when the last connection closes. Bans and scores outlive connections
-// (in memory only). Peers and Peer return PeerInfo snapshots; the sync
+// (in memory only). Peers and Peer return PeerInfo snapshots (with every
+// connection, direct ones first, and the peer's hole punch record; a peer
+// reached only through a relay is Relayed and is not pinged); the sync
 // protocol records each peer's dag.Status with SetStatus and its sync peer
 // with SetSyncPeer, which also protects that peer from trimming.
 //

@@ -56,7 +56,8 @@ type NATStatus struct {
 	// is what hole punching advertises; behind a symmetric NAT each sees
 	// another port.
 	ObservedAddrs []multiaddr.Multiaddr
-	// RelayAddrs are our /p2p-circuit addresses, one per relay reservation.
+	// RelayAddrs are our /p2p-circuit addresses, one per relay reservation
+	// and transport.
 	RelayAddrs []multiaddr.Multiaddr
 	// NATTypeTCP and NATTypeUDP are libp2p's guess of our NAT's mapping
 	// ("endpoint-independent", "endpoint-dependent" or "unknown"); it needs
