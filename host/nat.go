@@ -76,6 +76,7 @@ type NATMonitor struct {
 	h        host.Host
 	st       NATStatus
 	observed map[peer.ID]observation // bounded by maxObservations
+	mapped   []multiaddr.Multiaddr   // public host addresses that are not listen addresses
 	sub      event.Subscription
 	wg       sync.WaitGroup
 }
@@ -256,8 +257,10 @@ func (m *NATMonitor) observedLocked(now time.Time) []multiaddr.Multiaddr {
 	return out
 }
 
-// refreshAddrs recomputes the observed and relay addresses from the host's
-// advertised addresses and logs a change of relay addresses.
+// refreshAddrs takes the relay and mapped addresses from the host's
+// advertised addresses and logs a change of relay addresses. libp2p emits
+// EvtLocalAddressesUpdated whenever those change, so this runs on that
+// event only.
 func (m *NATMonitor) refreshAddrs() {
 	m.mu.Lock()
 	h := m.h
@@ -277,13 +280,7 @@ func (m *NATMonitor) refreshAddrs() {
 	}
 	m.mu.Lock()
 	relayChanged := !slices.EqualFunc(relays, m.st.RelayAddrs, multiaddr.Multiaddr.Equal)
-	observed := m.observedLocked(time.Now())
-	for _, a := range mapped {
-		if !slices.ContainsFunc(observed, a.Equal) {
-			observed = append(observed, a)
-		}
-	}
-	m.st.RelayAddrs, m.st.ObservedAddrs = relays, observed
+	m.st.RelayAddrs, m.mapped = relays, mapped
 	m.mu.Unlock()
 	if relayChanged {
 		m.log.Info("relay addresses changed", "relay_addrs", relays)
@@ -292,13 +289,17 @@ func (m *NATMonitor) refreshAddrs() {
 
 // Status returns the latest snapshot.
 func (m *NATMonitor) Status() NATStatus {
-	m.refreshAddrs() // h.Addrs() may change without an event (observed addresses)
 	m.mu.Lock()
 	st := m.st
+	st.ObservedAddrs = m.observedLocked(time.Now()) // observations expire
+	for _, a := range m.mapped {
+		if !slices.ContainsFunc(st.ObservedAddrs, a.Equal) {
+			st.ObservedAddrs = append(st.ObservedAddrs, a)
+		}
+	}
 	st.Reachable = slices.Clone(st.Reachable)
 	st.Unreachable = slices.Clone(st.Unreachable)
 	st.UnknownAddrs = slices.Clone(st.UnknownAddrs)
-	st.ObservedAddrs = slices.Clone(st.ObservedAddrs)
 	st.RelayAddrs = slices.Clone(st.RelayAddrs)
 	m.mu.Unlock()
 	return st
