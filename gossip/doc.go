@@ -13,7 +13,10 @@
 // is the block's credential, and peers are judged by what they forward. The
 // message id is the block hash when the bytes are a well-formed block whose
 // body matches its header, otherwise "x" + SHA-256 of the bytes; so each
-// block is validated once, however many peers send it.
+// block is validated once, however many peers send it. GossipSub (v0.17)
+// only takes peers whose connectedness is Connected: a peer reached only
+// through a circuit relay gets no gossip until it has a direct connection,
+// so blocks never cross a relay.
 //
 // # Validation
 //
