@@ -1,9 +1,11 @@
 package dagtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
@@ -101,6 +103,53 @@ func (g *Generator) Build(n, maxWidth int) ([]*dag.Block, error) {
 			return nil, err
 		}
 		out = append(out, bs...)
+	}
+	return out, nil
+}
+
+// Wide makes at least n more blocks as miners concurrent miners on a slow
+// network would: in each round every miner builds on the same snapshot,
+// naming 1 to dag.MaxParents parents drawn at random from the tips, and
+// sometimes a recent block that is no tip any more. Side blocks stay
+// unmerged for a while and the DAG grows wide, so a peer that saw only part
+// of it has holes at any depth.
+func (g *Generator) Wide(n, miners int) ([]*dag.Block, error) {
+	var out []*dag.Block
+	for len(out) < n {
+		tips := g.DAG.Tips()
+		recent := g.Blocks[max(0, len(g.Blocks)-4*miners):]
+		round := make([]*dag.Block, min(miners, n-len(out)))
+		for i := range round {
+			k := 1 + g.rng.IntN(min(dag.MaxParents, len(tips)))
+			pick := map[dag.Hash]bool{}
+			for _, j := range g.rng.Perm(len(tips))[:k] {
+				pick[tips[j]] = true
+			}
+			if len(recent) > 0 && len(pick) < dag.MaxParents && g.rng.IntN(3) == 0 {
+				pick[recent[g.rng.IntN(len(recent))].Hash()] = true
+			}
+			parents := make([]dag.Hash, 0, len(pick))
+			var ts int64
+			for h := range pick {
+				parents = append(parents, h)
+				info, _ := g.DAG.BlockInfo(h)
+				ts = max(ts, info.Timestamp)
+			}
+			slices.SortFunc(parents, func(a, b dag.Hash) int { return bytes.Compare(a[:], b[:]) })
+			bits, err := g.DAG.RequiredBits(parents)
+			if err != nil {
+				return nil, err
+			}
+			g.seq++
+			round[i] = MakeBlock(g.DAG.Params(), parents, bits, ts+int64(g.rng.IntN(1000)), fmt.Appendf(nil, "dagtest wide %d", g.seq))
+		}
+		for i, err := range g.DAG.ProcessBlocks(context.Background(), round) {
+			if err != nil {
+				return nil, fmt.Errorf("dagtest: generated block %d rejected: %w", i, err)
+			}
+		}
+		g.Blocks = append(g.Blocks, round...)
+		out = append(out, round...)
 	}
 	return out, nil
 }

@@ -1,0 +1,186 @@
+package dag_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/dagnode/dagnode/dag"
+	"github.com/dagnode/dagnode/dag/dagtest"
+)
+
+// holey returns the blocks a peer that missed some of them holds: each block
+// is dropped with probability p, and so is every block above a dropped one,
+// so the result is closed under parents with holes at any depth.
+func holey(blocks []*dag.Block, p float64, rng *rand.Rand) (kept, dropped []*dag.Block) {
+	gone := map[dag.Hash]bool{}
+	for _, b := range blocks {
+		drop := rng.Float64() < p
+		for _, ph := range b.Header.Parents {
+			drop = drop || gone[ph]
+		}
+		if drop {
+			gone[b.Hash()] = true
+			dropped = append(dropped, b)
+		} else {
+			kept = append(kept, b)
+		}
+	}
+	return kept, dropped
+}
+
+func process(t *testing.T, d *dag.DAG, blocks []*dag.Block) {
+	t.Helper()
+	for i := 0; i < len(blocks); i += 500 {
+		for _, err := range d.ProcessBlocks(context.Background(), blocks[i:min(i+500, len(blocks))]) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestNotInPastListsExactlyWhatAPeerLacks(t *testing.T) {
+	for seed := range uint64(6) {
+		g, err := dagtest.NewGenerator(dag.RegTestParams, seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks, err := g.Wide(2000, 1+int(seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(seed, 7))
+		kept, dropped := holey(blocks, 0.01*float64(seed), rng)
+		peer := memDAG(t, dag.RegTestParams)
+		process(t, peer, kept)
+
+		list, more := g.DAG.NotInPast(peer.Locator(), len(blocks)+1)
+		if more {
+			t.Fatal("more with a limit above the DAG's size")
+		}
+		want := map[dag.Hash]bool{}
+		for _, b := range dropped {
+			want[b.Hash()] = true
+		}
+		if len(list) != len(want) {
+			t.Fatalf("seed %d: listed %d blocks, the peer lacks %d", seed, len(list), len(want))
+		}
+		for i, e := range list {
+			if !want[e.Hash] {
+				t.Fatalf("seed %d: listed %s, which the peer holds", seed, e.Hash)
+			}
+			if i > 0 && e.Height < list[i-1].Height {
+				t.Fatalf("seed %d: list not ordered by height", seed)
+			}
+		}
+		// Processing the list in order leaves no orphan and gives the same DAG.
+		for _, e := range list {
+			b, err := g.DAG.Block(context.Background(), e.Hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := peer.ProcessBlock(context.Background(), b); err != nil {
+				t.Fatalf("seed %d: block %s in list order: %v", seed, e.Hash, err)
+			}
+		}
+		if peer.Count() != g.DAG.Count() {
+			t.Fatalf("seed %d: %d blocks after the list, want %d", seed, peer.Count(), g.DAG.Count())
+		}
+	}
+}
+
+func TestNotInPastLimitKeepsTheLowest(t *testing.T) {
+	g, err := dagtest.NewGenerator(dag.RegTestParams, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Wide(500, 4); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := g.DAG.NotInPast(nil, 1000)
+	if len(all) != 500 {
+		t.Fatalf("from the genesis: %d blocks, want 500", len(all))
+	}
+	part, more := g.DAG.NotInPast(nil, 100)
+	if !more || len(part) != 100 {
+		t.Fatalf("limit 100: %d blocks, more %v", len(part), more)
+	}
+	for i := range part {
+		if part[i] != all[i] {
+			t.Fatalf("entry %d differs from the unlimited list", i)
+		}
+	}
+}
+
+func TestLocatorAfterDivergence(t *testing.T) {
+	// Server and peer share 1,000 blocks, then each mines its own 300: the
+	// peer's tips are unknown to the server, its locator still bounds what
+	// the server lists again.
+	g, err := dagtest.NewGenerator(dag.RegTestParams, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	common, err := g.Wide(1000, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := memDAG(t, dag.RegTestParams)
+	process(t, peer, common)
+	if _, err := g.Wide(300, 3); err != nil {
+		t.Fatal(err)
+	}
+	pg, err := dagtest.NewGenerator(dag.RegTestParams, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	process(t, pg.DAG, common)
+	pg.Blocks = common
+	own, err := pg.Wide(300, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	process(t, peer, own)
+
+	loc := peer.Locator()
+	if loc[len(loc)-1] != dag.RegTestParams.GenesisHash {
+		t.Fatal("locator does not end with the genesis")
+	}
+	list, _ := g.DAG.NotInPast(loc, 10_000)
+	lacking := 0
+	for _, e := range list {
+		if !peer.HaveBlock(e.Hash) {
+			lacking++
+		}
+	}
+	if lacking != 300 {
+		t.Fatalf("listed %d of the 300 blocks the peer lacks", lacking)
+	}
+	if extra := len(list) - lacking; extra > 600 {
+		t.Fatalf("listed %d blocks the peer holds: the locator should bound that", extra)
+	}
+	t.Logf("%d listed, %d of them held already", len(list), len(list)-lacking)
+}
+
+func BenchmarkNotInPast(b *testing.B) {
+	g, err := dagtest.NewGenerator(dag.RegTestParams, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := g.Wide(20_000, 8); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("from genesis", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			g.DAG.NotInPast(nil, 100_000)
+		}
+	})
+	b.Run("level peer", func(b *testing.B) {
+		loc := g.DAG.Locator()
+		b.ReportAllocs()
+		for b.Loop() {
+			g.DAG.NotInPast(loc, 100_000)
+		}
+	})
+}
