@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -93,6 +94,11 @@ type Config struct {
 	StaticRelays []peer.AddrInfo
 	// DisableNAT turns off UPnP / NAT-PMP port mapping (tests).
 	DisableNAT bool
+	// ExternalAddrs are addresses the operator knows the node is reachable
+	// at (a port forward, a load balancer): announced in identify, and so
+	// in the DHT and to every peer, beside the addresses libp2p finds. Each
+	// starts with /ip4, /ip6 or /dns*, has a TCP or UDP port and no /p2p.
+	ExternalAddrs []string
 	// Version goes into the identify agent version "dagnode/<Version>".
 	// Empty means DefaultVersion.
 	Version string
@@ -121,34 +127,27 @@ func DefaultPort(network string) int {
 // settings is a validated Config with its defaults applied.
 type settings struct {
 	Config
-	listen []multiaddr.Multiaddr
-	agent  string
+	listen   []multiaddr.Multiaddr
+	external []multiaddr.Multiaddr
+	agent    string
 }
 
 func (cfg Config) validate() (*settings, error) {
 	s := &settings{Config: cfg}
-	port := DefaultPort(cfg.Network)
-	if port == 0 {
-		return nil, fmt.Errorf("host: unknown network %q (want mainnet, testnet, simnet or regtest)", cfg.Network)
+	listen, err := ListenAddrs(cfg.Network, cfg.ListenAddrs)
+	if err != nil {
+		return nil, err
 	}
+	s.listen = listen
 	if cfg.PrivKey == nil {
 		return nil, errors.New("host: no private key")
 	}
-	listen := cfg.ListenAddrs
-	if len(listen) == 0 {
-		listen = []string{
-			fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", port),
-			fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", port),
-			fmt.Sprintf("/ip6/::/tcp/%d", port),
-			fmt.Sprintf("/ip6/::/udp/%d/quic-v1", port),
-		}
-	}
-	for _, a := range listen {
-		m, err := multiaddr.NewMultiaddr(a)
+	for _, a := range cfg.ExternalAddrs {
+		m, err := ParseExternalAddr(a)
 		if err != nil {
-			return nil, fmt.Errorf("host: listen address %q: %w", a, err)
+			return nil, err
 		}
-		s.listen = append(s.listen, m)
+		s.external = append(s.external, m)
 	}
 	if cfg.LowWater < 0 || cfg.HighWater < 0 || cfg.GracePeriod < 0 {
 		return nil, fmt.Errorf("host: negative connection manager setting (low %d, high %d, grace %s)",
@@ -262,6 +261,18 @@ func New(cfg Config, tr *Tracker) (host.Host, error) {
 	case "private":
 		opts = append(opts, libp2p.ForceReachabilityPrivate())
 	}
+	if len(s.external) > 0 {
+		external := s.external
+		opts = append(opts, libp2p.AddrsFactory(func(addrs []multiaddr.Multiaddr) []multiaddr.Multiaddr {
+			out := slices.Clone(addrs)
+			for _, a := range external {
+				if !slices.ContainsFunc(out, a.Equal) {
+					out = append(out, a)
+				}
+			}
+			return out
+		}))
+	}
 	if s.PrometheusRegisterer != nil {
 		opts = append(opts, libp2p.PrometheusRegisterer(s.PrometheusRegisterer))
 	} else {
@@ -272,6 +283,11 @@ func New(cfg Config, tr *Tracker) (host.Host, error) {
 			cm.Close()
 			rm.Close()
 			return nil, errors.New("host: tracker already serves another host")
+		}
+		if id, err := peer.IDFromPrivateKey(s.PrivKey); err == nil {
+			tr.mu.Lock()
+			tr.self = id
+			tr.mu.Unlock()
 		}
 		opts = append(opts, libp2p.ConnectionGater(tr), libp2p.BandwidthReporter(tr.bw))
 	}
@@ -290,6 +306,37 @@ func New(cfg Config, tr *Tracker) (host.Host, error) {
 	}
 	s.Logger.Info("listening", "addrs", FullAddrs(h), "peer", h.ID(), "network", s.Network, "agent", s.agent)
 	return h, nil
+}
+
+// ParseExternalAddr parses an operator's external address (--externaladdr):
+// a multiaddr starting with /ip4, /ip6, /dns, /dns4 or /dns6, with a TCP or
+// UDP port other than 0, and without /p2p or /p2p-circuit (the node's own
+// ID is added by whoever dials it).
+func ParseExternalAddr(s string) (multiaddr.Multiaddr, error) {
+	m, err := multiaddr.NewMultiaddr(s)
+	if err != nil {
+		return nil, fmt.Errorf("host: external address %q: %w", s, err)
+	}
+	switch m[0].Protocol().Code {
+	case multiaddr.P_IP4, multiaddr.P_IP6, multiaddr.P_DNS, multiaddr.P_DNS4, multiaddr.P_DNS6:
+	default:
+		return nil, fmt.Errorf("host: external address %q: want /ip4, /ip6 or /dns* first", s)
+	}
+	port := ""
+	for _, c := range m {
+		switch c.Protocol().Code {
+		case multiaddr.P_P2P, multiaddr.P_CIRCUIT:
+			return nil, fmt.Errorf("host: external address %q: leave out /p2p and /p2p-circuit", s)
+		case multiaddr.P_TCP, multiaddr.P_UDP:
+			if port == "" {
+				port = c.Value()
+			}
+		}
+	}
+	if port == "" || port == "0" {
+		return nil, fmt.Errorf("host: external address %q: want a TCP or UDP port other than 0", s)
+	}
+	return m, nil
 }
 
 // FullAddrs returns the host's addresses with /p2p/<id> appended: what

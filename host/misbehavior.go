@@ -176,6 +176,9 @@ func (t *Tracker) Penalize(p peer.ID, err error) {
 	if ban {
 		delete(t.scores, p) // the ban is the consequence; the peer starts afresh after it
 	} else {
+		if _, ok := t.scores[p]; !ok && len(t.scores) >= maxScores {
+			t.evictScoreLocked(now)
+		}
 		t.scores[p] = s
 	}
 	t.mu.Unlock()
@@ -183,6 +186,19 @@ func (t *Tracker) Penalize(p peer.ID, err error) {
 	if ban {
 		t.ban(p, 0, reason, slog.LevelDebug)
 	}
+}
+
+// evictScoreLocked drops the lowest decayed score to make room for one.
+// Called with t.mu held.
+func (t *Tracker) evictScoreLocked(now time.Time) {
+	var low peer.ID
+	lowest := 0.0
+	for q, sc := range t.scores {
+		if v := sc.decayed(now); low == "" || v < lowest {
+			low, lowest = q, v
+		}
+	}
+	delete(t.scores, low)
 }
 
 // Score returns p's current (decayed) misbehaviour score.

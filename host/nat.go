@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autonat"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -39,9 +40,15 @@ type observation struct {
 
 // NATStatus is a snapshot of what the node knows about its own reachability.
 type NATStatus struct {
-	// Reachability is "public", "private" or "unknown", from AutoNAT (v1)
-	// probes by peers (or forced by configuration).
+	// Reachability is "public", "private" or "unknown": the value every part
+	// of the host acts on (relay service, AutoRelay, the DHT mode). It is
+	// public as soon as AutoNAT v2 confirms one of our addresses, else
+	// AutoNAT v1's verdict (see Basis), or forced by configuration.
 	Reachability string
+	// Basis says where Reachability comes from: "forced", "autonat-v2" (an
+	// address confirmed reachable by dial-backs), "autonat-v1", or "none"
+	// while nothing is known.
+	Basis string
 	// Since is when Reachability last changed (the monitor's start at first).
 	Since time.Time
 	// Changes counts reachability changes since start.
@@ -68,6 +75,16 @@ type NATStatus struct {
 // NATMonitor follows the host's reachability, address and NAT events,
 // keeps the latest of each for NATStatus, and logs changes at Info: they
 // are the node's own state, not a peer's doing.
+//
+// It also decides the host's reachability. libp2p's AutoNAT v1 only
+// probes through peers that list a public address, so the first public
+// node of a network, whose peers are home nodes, never hears a verdict;
+// AutoNAT v2 asks any peer to dial one of our addresses back, and its
+// per-address verdicts arrive there too. The monitor combines both (see
+// combineReachability) and, when the combination differs from what the
+// event bus last said, emits EvtLocalReachabilityChanged itself, so the
+// relay service, AutoRelay, the DHT mode and getnetworkinfo follow one
+// value. With forced reachability it only watches.
 type NATMonitor struct {
 	log      *slog.Logger
 	gatherer prometheus.Gatherer
@@ -79,6 +96,18 @@ type NATMonitor struct {
 	mapped   []multiaddr.Multiaddr   // public host addresses that are not listen addresses
 	sub      event.Subscription
 	wg       sync.WaitGroup
+
+	// The decider: fed by the event goroutine through pending fields and a
+	// kick, so that emitting (which blocks while any subscriber, this
+	// monitor included, is full) never stalls the goroutine draining our
+	// own subscription.
+	v1       autonat.AutoNAT // nil when reachability is forced or libp2p hides it
+	emitter  event.Emitter
+	kick     chan struct{}        // buffer 1
+	quit     chan struct{}        // closed by Close
+	busSeen  bool                 // an EvtLocalReachabilityChanged arrived since the decider last ran
+	busLast  network.Reachability // its value
+	lastWant network.Reachability // what the decider last decided
 }
 
 // NewNATMonitor returns a monitor. gatherer, if not nil, is the registry
@@ -88,8 +117,23 @@ func NewNATMonitor(log *slog.Logger, gatherer prometheus.Gatherer) *NATMonitor {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &NATMonitor{log: log, gatherer: gatherer,
-		st: NATStatus{Reachability: "unknown", NATTypeTCP: "unknown", NATTypeUDP: "unknown"}}
+	return &NATMonitor{log: log, gatherer: gatherer, kick: make(chan struct{}, 1), quit: make(chan struct{}),
+		st: NATStatus{Reachability: "unknown", Basis: "none", NATTypeTCP: "unknown", NATTypeUDP: "unknown"}}
+}
+
+// combineReachability is the host's reachability from AutoNAT v1's verdict
+// and the number of our addresses AutoNAT v2 confirmed reachable: public if
+// either says so (one address other peers can dial makes a node a server;
+// v2 tests each address through any peer, v1 only through peers with a
+// public address), else v1's verdict. It returns the basis too.
+func combineReachability(v1 network.Reachability, v2Reachable int) (network.Reachability, string) {
+	switch {
+	case v2Reachable > 0:
+		return network.ReachabilityPublic, "autonat-v2"
+	case v1 != network.ReachabilityUnknown:
+		return v1, "autonat-v1"
+	}
+	return network.ReachabilityUnknown, "none"
 }
 
 // Start subscribes to h's events. It may be called once; Close stops it.
@@ -116,12 +160,67 @@ func (m *NATMonitor) Start(h host.Host) error {
 	m.sub = sub
 	m.mu.Unlock()
 	m.refreshAddrs()
+	if an, ok := h.(interface{ GetAutoNat() autonat.AutoNAT }); ok {
+		if v1 := an.GetAutoNat(); v1 != nil {
+			if _, static := v1.(*autonat.StaticAutoNAT); static {
+				m.mu.Lock()
+				m.st.Basis = "forced"
+				m.mu.Unlock()
+			} else if em, err := h.EventBus().Emitter(new(event.EvtLocalReachabilityChanged), eventbus.Stateful); err == nil {
+				m.v1, m.emitter = v1, em
+			} else {
+				m.log.Warn("cannot emit reachability; following AutoNAT v1 only", "err", err)
+			}
+		}
+	}
 	m.wg.Go(func() {
 		for ev := range sub.Out() {
 			m.handle(ev)
 		}
 	})
+	if m.emitter != nil {
+		m.wg.Go(m.decideLoop)
+	}
 	return nil
+}
+
+// wake asks the decider to run, without blocking.
+func (m *NATMonitor) wake() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// decideLoop runs the decider on every kick until Close.
+func (m *NATMonitor) decideLoop() {
+	for {
+		select {
+		case <-m.quit:
+			return
+		case <-m.kick:
+			m.decide()
+		}
+	}
+}
+
+// decide emits the combined reachability when it changed, or when the
+// latest value on the bus (AutoNAT v1's own event) differs from it. Only
+// called from the decider goroutine.
+func (m *NATMonitor) decide() {
+	m.mu.Lock()
+	want, basis := combineReachability(m.v1.Status(), len(m.st.Reachable))
+	busSeen, busLast := m.busSeen, m.busLast
+	m.busSeen = false
+	changed := want != m.lastWant
+	m.lastWant = want
+	m.st.Basis = basis
+	m.mu.Unlock()
+	if changed || (busSeen && busLast != want) {
+		if err := m.emitter.Emit(event.EvtLocalReachabilityChanged{Reachability: want}); err != nil {
+			m.log.Debug("cannot emit reachability", "err", err)
+		}
+	}
 }
 
 // Close stops following events. It is idempotent.
@@ -132,8 +231,12 @@ func (m *NATMonitor) Close() error {
 	m.mu.Unlock()
 	if sub != nil {
 		sub.Close()
+		close(m.quit)
 	}
 	m.wg.Wait()
+	if m.emitter != nil {
+		m.emitter.Close()
+	}
 	return nil
 }
 
@@ -171,10 +274,18 @@ func (m *NATMonitor) handle(ev any) {
 			m.st.Reachability, m.st.Since = r, time.Now()
 			m.st.Changes++
 		}
+		m.busSeen, m.busLast = true, e.Reachability
+		if m.v1 != nil {
+			if want, basis := combineReachability(m.v1.Status(), len(m.st.Reachable)); want == e.Reachability {
+				m.st.Basis = basis
+			}
+		}
+		basis := m.st.Basis
 		m.mu.Unlock()
 		if changed {
-			m.log.Info("reachability changed", "reachability", r, "was", prev)
+			m.log.Info("reachability changed", "reachability", r, "was", prev, "basis", basis)
 		}
+		m.wake()
 	case event.EvtHostReachableAddrsChanged:
 		m.mu.Lock()
 		m.st.Reachable = slices.Clone(e.Reachable)
@@ -182,6 +293,7 @@ func (m *NATMonitor) handle(ev any) {
 		m.st.UnknownAddrs = slices.Clone(e.Unknown)
 		m.mu.Unlock()
 		m.log.Info("address reachability changed", "reachable", e.Reachable, "unreachable", e.Unreachable)
+		m.wake()
 	case event.EvtNATDeviceTypeChanged:
 		name := natTypeName(e.NatDeviceType)
 		m.mu.Lock()

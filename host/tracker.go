@@ -45,6 +45,18 @@ const bandwidthIdle = 10 * time.Minute
 // SyncTag is the connection manager protection tag of the sync peer.
 const SyncTag = "sync"
 
+// Bounds of the tracker's per-peer tables that outlive connections. Peer IDs
+// cost nothing to make, so a peer that misbehaves under many identities must
+// not grow them without end.
+const (
+	// MaxBans bounds the ban list; a new ban past it evicts the ban that
+	// expires first. 1024 bans cover a day of one ban a minute and a half.
+	MaxBans = 1024
+	// maxScores bounds the misbehaviour scores of peers below the ban
+	// threshold; past it the lowest (decayed) score is dropped.
+	maxScores = 4096
+)
+
 // Tracker holds the state of every connected peer and decides penalties and
 // bans. It is the host's connection gater (banned peers are refused both ways)
 // and bandwidth reporter. Its methods are safe for concurrent use.
@@ -60,6 +72,7 @@ type Tracker struct {
 
 	mu      sync.Mutex // a leaf lock: never held while calling into the host
 	h       host.Host
+	self    peer.ID // this node: never banned; set by New
 	started bool
 	closed  bool
 	peers   map[peer.ID]*peerState
@@ -185,6 +198,7 @@ func (t *Tracker) Start(h host.Host) error {
 		return errors.New("host: tracker closed")
 	}
 	t.h, t.sub, t.cancel = h, sub, cancel
+	t.self = h.ID()
 	pending := t.pending
 	t.pending = nil
 	t.wg.Add(2)
@@ -451,7 +465,9 @@ type BanInfo struct {
 }
 
 // Ban refuses connections to and from p for d (d <= 0: the tracker's ban
-// duration) and disconnects it. A longer ban in force is kept.
+// duration) and disconnects it. A longer ban in force is kept. At most
+// MaxBans bans are kept: past that the ban expiring first is lifted. This
+// node itself is never banned (the call is refused and logged).
 func (t *Tracker) Ban(p peer.ID, d time.Duration, reason string) {
 	t.ban(p, d, reason, slog.LevelInfo)
 }
@@ -460,10 +476,19 @@ func (t *Tracker) ban(p peer.ID, d time.Duration, reason string, level slog.Leve
 	if d <= 0 {
 		d = t.banDuration
 	}
-	until := t.now().Add(d)
+	now := t.now()
+	until := now.Add(d)
 	t.mu.Lock()
+	if p == t.self || p == "" {
+		t.mu.Unlock()
+		t.log.Log(context.Background(), level, "ban refused: not a remote peer", "peer", p, "reason", reason)
+		return
+	}
 	if old, ok := t.bans[p]; ok && old.Until.After(until) {
 		until = old.Until
+	}
+	if _, ok := t.bans[p]; !ok && len(t.bans) >= MaxBans {
+		t.evictBanLocked(now)
 	}
 	t.bans[p] = BanInfo{ID: p, Until: until, Reason: reason}
 	delete(t.scores, p)
@@ -475,6 +500,24 @@ func (t *Tracker) ban(p peer.ID, d time.Duration, reason string, level slog.Leve
 		if err := h.Network().ClosePeer(p); err != nil {
 			t.log.Debug("closing banned peer", "peer", p, "err", err)
 		}
+	}
+}
+
+// evictBanLocked makes room for one ban: it drops the expired bans, or
+// else the one that expires first. Called with t.mu held.
+func (t *Tracker) evictBanLocked(now time.Time) {
+	var first peer.ID
+	for p, b := range t.bans {
+		if !now.Before(b.Until) {
+			delete(t.bans, p)
+			continue
+		}
+		if first == "" || b.Until.Before(t.bans[first].Until) {
+			first = p
+		}
+	}
+	if len(t.bans) >= MaxBans && first != "" {
+		delete(t.bans, first)
 	}
 }
 
