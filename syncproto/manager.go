@@ -29,7 +29,8 @@ type DAG interface {
 	HaveBlock(h dag.Hash) bool
 	BlockInfo(h dag.Hash) (dag.BlockInfo, bool)
 	BlockBytes(ctx context.Context, h dag.Hash) ([]byte, error)
-	HashesAtHeight(height int64) []dag.Hash
+	Locator() []dag.Hash
+	NotInPast(have []dag.Hash, limit int) ([]dag.HashHeight, bool)
 	Params() *dag.Params
 	Version() uint64
 }
@@ -58,7 +59,7 @@ type Config struct {
 
 // ProtocolID returns the sync protocol id of a network.
 func ProtocolID(network string) protocol.ID {
-	return protocol.ID("/dagnode/" + network + "/sync/1")
+	return protocol.ID("/dagnode/" + network + "/sync/2")
 }
 
 // Timeouts.
@@ -91,8 +92,9 @@ var ErrNotDagnode = errors.New("syncproto: peer is not a dagnode node")
 // not speak our protocol, or its genesis differs.
 var ErrWrongNetwork = errors.New("syncproto: peer is on another network")
 
-// ErrSyncing is returned by Submit for a peer's block while in sync mode.
-var ErrSyncing = errors.New("syncproto: in sync mode, announcement dropped")
+// ErrSyncing is returned by Submit for a peer's orphan in sync mode: it is
+// not kept, the session (or the next status of its sender) brings it.
+var ErrSyncing = errors.New("syncproto: in sync mode, orphan announcement dropped")
 
 // ErrClosed is returned by Submit after Close.
 var ErrClosed = errors.New("syncproto: manager closed")
@@ -101,6 +103,7 @@ var ErrClosed = errors.New("syncproto: manager closed")
 type Stats struct {
 	Accepted       uint64
 	Orphans        int
+	OrphanBytes    int
 	OrphansEvicted uint64
 	OrphansExpired uint64
 	OrphansJoined  uint64
@@ -108,8 +111,14 @@ type Stats struct {
 	WrongNetwork   uint64
 	// BlocksServed counts blocks sent to peers.
 	BlocksServed uint64
-	// DroppedSyncing counts announcements dropped in sync mode.
+	// DroppedSyncing counts orphan announcements dropped in sync mode.
 	DroppedSyncing uint64
+	// OrphanFetches counts parent fetches in flight; FetchesDropped those
+	// dropped because the fetch queue was full.
+	OrphanFetches  int
+	FetchesDropped uint64
+	// BytesIn counts the bytes of the replies we read as a client.
+	BytesIn uint64
 	// Sessions counts sync sessions started; Stalls those ended by a stall.
 	Sessions uint64
 	Stalls   uint64
@@ -151,6 +160,10 @@ type Manager struct {
 	once    sync.Once
 	sub     event.Subscription
 	hsSlots chan struct{}
+	// hsInFlight counts handshakes with new peers in flight: an election
+	// waits for them (up to ElectionWait).
+	hsInFlight atomic.Int64
+	invSlots   chan struct{}
 
 	opts Options
 
@@ -158,20 +171,26 @@ type Manager struct {
 	orphans *orphanPool
 
 	// Sync state (sync.go).
-	statusMu       sync.Mutex
-	statuses       map[peer.ID]*peerState
-	limiterMu      sync.Mutex
-	limiters       map[peer.ID]*rate.Limiter
-	fetches        chan orphanFetch
-	poke           chan struct{}
-	syncing        atomic.Bool
-	syncPeer       atomic.Pointer[peer.ID]
-	progress       progress
-	served         atomic.Uint64
-	droppedSyncing atomic.Uint64
-	fetchesDropped atomic.Uint64
-	sessions       atomic.Uint64
-	stalls         atomic.Uint64
+	statusMu        sync.Mutex
+	statuses        map[peer.ID]*peerState
+	backoffs        map[peer.ID]*backoff // guarded by statusMu
+	fetchMu         sync.Mutex
+	fetching        map[dag.Hash]struct{} // parents being fetched; guarded by fetchMu
+	fetchBusy       map[peer.ID]bool      // peers with a fetch queued or in flight; guarded by fetchMu
+	fetchesInFlight atomic.Int64
+	bytesIn         atomic.Uint64
+	limiterMu       sync.Mutex
+	limiters        map[peer.ID]*rate.Limiter
+	fetches         chan orphanFetch
+	poke            chan struct{}
+	syncing         atomic.Bool
+	syncPeer        atomic.Pointer[peer.ID]
+	progress        progress
+	served          atomic.Uint64
+	droppedSyncing  atomic.Uint64
+	fetchesDropped  atomic.Uint64
+	sessions        atomic.Uint64
+	stalls          atomic.Uint64
 
 	accepted       atomic.Uint64
 	joined         atomic.Uint64
@@ -179,6 +198,7 @@ type Manager struct {
 	wrongNetwork   atomic.Uint64
 	relayedRefused atomic.Uint64
 	orphanGauge    atomic.Int64
+	orphanBytes    atomic.Int64
 	orphanEvicted  atomic.Uint64
 	orphanExpired  atomic.Uint64
 }
@@ -197,21 +217,25 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
-		ctx:      ctx,
-		cancel:   cancel,
-		cfg:      cfg,
-		log:      cfg.Logger,
-		proto:    ProtocolID(cfg.DAG.Params().Name),
-		calls:    make(chan loopReq),
-		queue:    make(chan queued, enqueueQueue),
-		statuses: make(map[peer.ID]*peerState),
-		limiters: make(map[peer.ID]*rate.Limiter),
-		fetches:  make(chan orphanFetch, orphanFetchQueue),
-		poke:     make(chan struct{}, 1),
-		opts:     o,
-		quit:     make(chan struct{}),
-		hsSlots:  make(chan struct{}, maxConcurrentHandshakes),
-		orphans:  newOrphanPool(),
+		ctx:       ctx,
+		cancel:    cancel,
+		cfg:       cfg,
+		log:       cfg.Logger,
+		proto:     ProtocolID(cfg.DAG.Params().Name),
+		calls:     make(chan loopReq),
+		queue:     make(chan queued, enqueueQueue),
+		statuses:  make(map[peer.ID]*peerState),
+		backoffs:  make(map[peer.ID]*backoff),
+		fetching:  make(map[dag.Hash]struct{}),
+		fetchBusy: make(map[peer.ID]bool),
+		invSlots:  make(chan struct{}, maxConcurrentInventories),
+		limiters:  make(map[peer.ID]*rate.Limiter),
+		fetches:   make(chan orphanFetch, orphanFetchQueue),
+		poke:      make(chan struct{}, 1),
+		opts:      o,
+		quit:      make(chan struct{}),
+		hsSlots:   make(chan struct{}, maxConcurrentHandshakes),
+		orphans:   newOrphanPool(),
 	}, nil
 }
 
@@ -227,6 +251,9 @@ func (m *Manager) Start() error {
 	m.wg.Go(m.loop)
 	m.wg.Go(m.watchPeers)
 	m.wg.Go(m.syncLoop)
+	for range orphanFetchers {
+		m.wg.Go(m.orphanFetcher)
+	}
 	for _, p := range m.cfg.Host.Network().Peers() {
 		m.handshake(p)
 	}
@@ -249,29 +276,17 @@ func (m *Manager) Close() error {
 
 // Submit hands a block to the DAG through the manager loop and returns the
 // outcome: nil when accepted (and durable). A block with unknown parents is
-// kept as an orphan and *dag.MissingParentsError is returned. from is the
-// peer it came from, or empty for blocks mined here. While syncing, blocks
-// announced by peers other than the sync peer are dropped with ErrSyncing
-// (soterd's sync mode); they are picked up by the sync that follows.
+// kept as an orphan (its parents are fetched from from) and
+// *dag.MissingParentsError is returned; in sync mode a peer's orphan is not
+// kept (ErrSyncing): the session brings what it lacks. from is the peer it
+// came from, or empty for blocks mined here. Blocks whose parents we hold
+// are taken from every peer, also in sync mode.
 func (m *Manager) Submit(ctx context.Context, from peer.ID, b *dag.Block) error {
-	if err := m.Accepting(from); err != nil {
-		return err
-	}
 	var err error
 	if cerr := m.call(ctx, func() { err = m.process(ctx, from, b) }); cerr != nil {
 		return cerr
 	}
 	return err
-}
-
-// Accepting reports whether a block announced by peer from would be taken
-// now: in sync mode, only the sync peer's are (ErrSyncing otherwise).
-func (m *Manager) Accepting(from peer.ID) error {
-	if from != "" && m.syncing.Load() && from != m.currentSyncPeer() {
-		m.droppedSyncing.Add(1)
-		return ErrSyncing
-	}
-	return nil
 }
 
 // Enqueue hands a block that dag.CheckBlock has already accepted to the
@@ -315,6 +330,10 @@ func (m *Manager) Stats() Stats {
 	return Stats{
 		Accepted:       m.accepted.Load(),
 		Orphans:        int(m.orphanGauge.Load()),
+		OrphanBytes:    int(m.orphanBytes.Load()),
+		OrphanFetches:  int(m.fetchesInFlight.Load()),
+		FetchesDropped: m.fetchesDropped.Load(),
+		BytesIn:        m.bytesIn.Load(),
 		OrphansEvicted: m.orphanEvicted.Load(),
 		OrphansExpired: m.orphanExpired.Load(),
 		OrphansJoined:  m.joined.Load(),
@@ -363,7 +382,14 @@ func (m *Manager) process(ctx context.Context, from peer.ID, b *dag.Block) error
 		m.notify(b, hash, from, false)
 		m.connectOrphans(ctx, hash)
 	case errors.As(err, &mp):
+		if from != "" && m.syncing.Load() {
+			m.droppedSyncing.Add(1)
+			return ErrSyncing
+		}
 		m.keepOrphan(b, mp, from)
+		if from != "" {
+			m.queueFetch(orphanFetch{peer: from, missing: mp.Missing})
+		}
 	}
 	m.syncOrphanStats()
 	return err
@@ -389,23 +415,14 @@ func (m *Manager) processBatch(ctx context.Context, from peer.ID, blocks []*dag.
 	return errs
 }
 
-// keepOrphan adds a block to the orphan pool and, for a block from a peer,
-// asks the syncer to fetch its parents from that peer. Only called from the
-// manager loop.
+// keepOrphan adds a block to the orphan pool. Only called from the manager
+// loop.
 func (m *Manager) keepOrphan(b *dag.Block, mp *dag.MissingParentsError, from peer.ID) {
 	if m.orphans.has(mp.Block) {
 		return
 	}
 	m.orphans.add(b, mp.Block, from, mp.Missing, time.Now())
 	m.log.Debug("orphan block kept", "hash", mp.Block, "missing", len(mp.Missing), "peer", from)
-	if from == "" {
-		return
-	}
-	select {
-	case m.fetches <- orphanFetch{peer: from, missing: mp.Missing}:
-	default:
-		m.fetchesDropped.Add(1) // the syncer is busy; sampling catches up
-	}
 }
 
 // connectOrphans processes the orphans waiting on an accepted block, and
@@ -463,10 +480,16 @@ func (m *Manager) processQueued(q queued) {
 	}
 }
 
+// syncOrphanStats publishes the pool's counters and charges the senders of
+// orphans that never connected. Only called from the manager loop.
 func (m *Manager) syncOrphanStats() {
 	m.orphanGauge.Store(int64(m.orphans.len()))
+	m.orphanBytes.Store(int64(m.orphans.bytes))
 	m.orphanEvicted.Store(m.orphans.evicted)
 	m.orphanExpired.Store(m.orphans.expired)
+	for p, n := range m.orphans.takeCharged() {
+		m.cfg.Peers.Penalize(p, offense(n*PenaltyOrphan, "%d orphans whose parents never came", n))
+	}
 }
 
 // watchPeers starts a handshake with every newly connected peer.
@@ -498,11 +521,14 @@ func (m *Manager) handshake(p peer.ID) {
 	case <-m.quit:
 		return
 	}
+	m.hsInFlight.Add(1)
 	m.wg.Go(func() {
 		defer func() { <-m.hsSlots }()
-		if st := m.exchangeStatus(p); st != nil {
+		st := m.exchangeStatus(p)
+		m.hsInFlight.Add(-1)
+		m.pokeSync()
+		if st != nil {
 			m.handshakes.Add(1)
-			m.pokeSync()
 			m.log.Debug("peer status", "peer", p, "height", st.MaxHeight, "blocks", st.Count, "tips", len(st.Tips))
 		}
 	})

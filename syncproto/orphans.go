@@ -17,8 +17,18 @@ const (
 	// MaxOrphanBytes bounds the pool by encoded size (about 1,500 full blocks).
 	MaxOrphanBytes = 2 << 20
 
+	// MaxOrphansPerPeer is one peer's share of the pool: past it, the peer's
+	// own oldest orphan makes room, so a flooder cannot push out the orphans
+	// of honest peers.
+	MaxOrphansPerPeer = 100
+
 	// OrphanExpiry drops orphans whose parents never come.
-	OrphanExpiry = 5 * time.Minute
+	OrphanExpiry = 2 * time.Minute
+
+	// orphanGrace is how long an orphan's parents have to arrive before its
+	// sender pays for it (PenaltyOrphan) when it is evicted or expires: an
+	// honest peer serves the parents of what it forwards within a round trip.
+	orphanGrace = 5 * time.Second
 )
 
 type orphan struct {
@@ -31,40 +41,75 @@ type orphan struct {
 	elem    *list.Element
 }
 
-// orphanPool holds blocks whose parents are unknown, bounded by count and
-// bytes. Only used from the manager loop.
+// orphanPool holds blocks whose parents are unknown, bounded by count, bytes
+// and per sender. Only used from the manager loop.
 type orphanPool struct {
 	byHash   map[dag.Hash]*orphan
 	byParent map[dag.Hash][]dag.Hash // missing parent -> orphans waiting on it
 	order    *list.List              // oldest first
+	perPeer  map[peer.ID]int
 	bytes    int
 	evicted  uint64
 	expired  uint64
+	// charged counts, per sender, orphans that left the pool unconnected
+	// after orphanGrace; the manager takes and penalises them.
+	charged map[peer.ID]int
 }
 
 func newOrphanPool() *orphanPool {
-	return &orphanPool{byHash: make(map[dag.Hash]*orphan), byParent: make(map[dag.Hash][]dag.Hash), order: list.New()}
+	return &orphanPool{
+		byHash:   make(map[dag.Hash]*orphan),
+		byParent: make(map[dag.Hash][]dag.Hash),
+		order:    list.New(),
+		perPeer:  make(map[peer.ID]int),
+		charged:  make(map[peer.ID]int),
+	}
 }
 
 func (op *orphanPool) has(h dag.Hash) bool { return op.byHash[h] != nil }
 
 func (op *orphanPool) len() int { return len(op.byHash) }
 
-// add stores an orphan, evicting the oldest to stay within the limits.
+// add stores an orphan, evicting the sender's oldest past its share, then
+// the oldest of all to stay within the limits.
 func (op *orphanPool) add(b *dag.Block, hash dag.Hash, from peer.ID, missing []dag.Hash, now time.Time) {
 	if op.has(hash) {
 		return
 	}
 	o := &orphan{block: b, hash: hash, from: from, size: b.EncodedSize(), added: now, missing: missing}
+	if from != "" && op.perPeer[from] >= MaxOrphansPerPeer {
+		for e := op.order.Front(); e != nil; e = e.Next() {
+			if old := e.Value.(*orphan); old.from == from {
+				op.evict(old, now)
+				break
+			}
+		}
+	}
 	for op.len() > 0 && (op.len() >= MaxOrphans || op.bytes+o.size > MaxOrphanBytes) {
-		op.remove(op.order.Front().Value.(*orphan))
-		op.evicted++
+		op.evict(op.order.Front().Value.(*orphan), now)
 	}
 	o.elem = op.order.PushBack(o)
 	op.byHash[hash] = o
 	op.bytes += o.size
+	if from != "" {
+		op.perPeer[from]++
+	}
 	for _, m := range missing {
 		op.byParent[m] = append(op.byParent[m], hash)
+	}
+}
+
+// evict drops an orphan that never connected, charging its sender if its
+// parents had their time.
+func (op *orphanPool) evict(o *orphan, now time.Time) {
+	op.remove(o)
+	op.evicted++
+	op.charge(o, now)
+}
+
+func (op *orphanPool) charge(o *orphan, now time.Time) {
+	if o.from != "" && now.Sub(o.added) >= orphanGrace {
+		op.charged[o.from]++
 	}
 }
 
@@ -72,6 +117,11 @@ func (op *orphanPool) remove(o *orphan) {
 	delete(op.byHash, o.hash)
 	op.order.Remove(o.elem)
 	op.bytes -= o.size
+	if o.from != "" {
+		if op.perPeer[o.from]--; op.perPeer[o.from] <= 0 {
+			delete(op.perPeer, o.from)
+		}
+	}
 	for _, m := range o.missing {
 		waiting := op.byParent[m]
 		for i, h := range waiting {
@@ -103,7 +153,7 @@ func (op *orphanPool) takeChildren(parent dag.Hash) []*orphan {
 	return out
 }
 
-// expire drops orphans older than OrphanExpiry.
+// expire drops orphans older than OrphanExpiry, charging their senders.
 func (op *orphanPool) expire(now time.Time) {
 	for op.order.Len() > 0 {
 		o := op.order.Front().Value.(*orphan)
@@ -112,16 +162,36 @@ func (op *orphanPool) expire(now time.Time) {
 		}
 		op.remove(o)
 		op.expired++
+		op.charge(o, now)
 	}
 }
 
-// missingParents returns the distinct parents the pool waits for.
-func (op *orphanPool) missingParents() []dag.Hash {
-	out := make([]dag.Hash, 0, len(op.byParent))
-	for h := range op.byParent {
-		if !op.has(h) {
-			out = append(out, h)
+// takeCharged returns and forgets the charges since the last call.
+func (op *orphanPool) takeCharged() map[peer.ID]int {
+	if len(op.charged) == 0 {
+		return nil
+	}
+	c := op.charged
+	op.charged = make(map[peer.ID]int)
+	return c
+}
+
+// missingFrom returns the missing parents of from's orphans (at most
+// MaxGetDataHashes), oldest orphans first.
+func (op *orphanPool) missingFrom(from peer.ID) []dag.Hash {
+	var out []dag.Hash
+	seen := map[dag.Hash]bool{}
+	for e := op.order.Front(); e != nil && len(out) < MaxGetDataHashes; e = e.Next() {
+		o := e.Value.(*orphan)
+		if o.from != from {
+			continue
+		}
+		for _, h := range o.missing {
+			if !seen[h] && !op.has(h) {
+				seen[h] = true
+				out = append(out, h)
+			}
 		}
 	}
-	return out
+	return out[:min(len(out), MaxGetDataHashes)]
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"strings"
 	"time"
 
@@ -69,13 +70,15 @@ func (m *Manager) serve(s network.Stream) error {
 		return err
 	}
 	r := bufio.NewReader(s)
-	t, payload, err := readFrame(r, MsgStatus, MsgGetBlocks, MsgGetData, MsgGetHeight)
+	t, payload, err := readFrame(r, MsgStatus, MsgGetBlocks, MsgGetData)
 	if err != nil {
 		return err
 	}
-	// One request per stream: nothing may follow it.
-	if err := expectEOF(r); err != nil {
-		return err
+	// One request per stream: bytes already behind it are an offense. The
+	// client's close is not waited for before replying (a late close is no
+	// fault); trailing bytes that come later are caught after the reply.
+	if r.Buffered() > 0 {
+		return violation("bytes after the request")
 	}
 	if err := s.SetWriteDeadline(time.Now().Add(replyWriteTimeout)); err != nil {
 		return err
@@ -83,74 +86,86 @@ func (m *Manager) serve(s network.Stream) error {
 	w := bufio.NewWriter(s)
 	switch t {
 	case MsgStatus:
-		theirs, err := decodeStatus(payload)
-		if err != nil {
-			return err
-		}
-		if err := m.checkStatus(p, theirs); err != nil {
-			return err
-		}
-		err = writeFrame(w, MsgStatus, m.ourStatus().encode())
-	case MsgGetBlocks:
-		g, err2 := decodeGetBlocks(payload)
+		theirs, err2 := decodeStatus(payload)
 		if err2 != nil {
 			return err2
 		}
-		err = writeFrame(w, MsgInv, encodeInv(m.inventory(g)))
+		if err2 := m.checkStatus(p, theirs); err2 != nil {
+			return err2
+		}
+		err = writeFrame(w, MsgStatus, m.ourStatus().encode())
+	case MsgGetBlocks:
+		locator, err2 := decodeHashes(payload, MaxLocatorHashes)
+		if err2 != nil {
+			return err2
+		}
+		err = m.serveInventory(w, p, locator)
 	case MsgGetData:
 		hashes, err2 := decodeHashes(payload, MaxGetDataHashes)
 		if err2 != nil {
 			return err2
 		}
-		err = m.serveBlocks(s, w, p, hashes)
-	case MsgGetHeight:
-		if len(payload) != 8 {
-			return violation("getheight of %d bytes", len(payload))
-		}
-		h := int64(leUint64(payload))
-		hashes := m.cfg.DAG.HashesAtHeight(h)
-		if len(hashes) > MaxHeightHashes {
-			hashes = hashes[:MaxHeightHashes]
-		}
-		err = writeFrame(w, MsgHashes, encodeHashes(hashes))
+		err = m.serveBlocks(w, p, hashes)
+	}
+	if err == nil {
+		err = w.Flush()
 	}
 	if err != nil {
 		return err
 	}
-	return w.Flush()
+	// The reply is out. Trailing bytes are still an offense; a reset, a
+	// deadline or a late close is not, and the stream is closed as usual.
+	if err := expectEOF(r); isOffense(err) {
+		return err
+	}
+	return nil
 }
 
-// inventory lists the blocks from g.StartHeight up to g.EndHash's height (or
-// our greatest height), whole heights at a time, parents before children,
-// at most MaxInvEntries.
-func (m *Manager) inventory(g *GetBlocks) []InvEntry {
-	end := m.cfg.DAG.Status().MaxHeight
-	if !g.EndHash.IsZero() {
-		if info, ok := m.cfg.DAG.BlockInfo(g.EndHash); ok {
-			end = info.Height
-		}
+// serveInventory answers a getblocks: the blocks of our DAG outside the
+// past of the client's locator, parents first, in inv frames of at most
+// MaxInvEntries, at most MaxInvPerReply in all. The walk runs under
+// invSlots (it reads the whole DAG for a client at the genesis), and the
+// entries are charged to the peer's serving budget.
+func (m *Manager) serveInventory(w *bufio.Writer, p peer.ID, locator []dag.Hash) error {
+	ctx, cancel := context.WithTimeout(m.ctx, replyWriteTimeout)
+	defer cancel()
+	select {
+	case m.invSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	var inv []InvEntry
-	for h := int64(g.StartHeight); h <= end && h >= 0; h++ {
-		hashes := m.cfg.DAG.HashesAtHeight(h)
-		if len(inv)+len(hashes) > MaxInvEntries {
-			if len(inv) == 0 { // one height wider than a page: send what fits
-				hashes = hashes[:MaxInvEntries]
-			} else {
-				break
+	list, more := m.cfg.DAG.NotInPast(locator, MaxInvPerReply)
+	<-m.invSlots
+	lim := m.limiter(p)
+	for {
+		n := min(len(list), MaxInvEntries)
+		inv := Inv{Hashes: make([]dag.Hash, n)}
+		for i, e := range list[:n] {
+			inv.Hashes[i] = e.Hash
+		}
+		list = list[n:]
+		if len(list) == 0 {
+			inv.Flags = InvLast
+			if more {
+				inv.Flags |= InvMore
 			}
 		}
-		for _, hash := range hashes {
-			inv = append(inv, InvEntry{Type: InvTypeBlock, Hash: hash, Height: uint64(h)})
+		if err := lim.WaitN(ctx, 1+n/invEntriesPerToken); err != nil {
+			return err
+		}
+		if err := writeFrame(w, MsgInv, inv.encode()); err != nil {
+			return err
+		}
+		if inv.Flags&InvLast != 0 {
+			return nil
 		}
 	}
-	return inv
 }
 
 // serveBlocks writes the requested blocks, then a notfound frame (possibly
 // empty) that ends the reply. Each block is charged to the peer's rate
 // limit; an exhausted limit delays the reply instead of failing it.
-func (m *Manager) serveBlocks(s network.Stream, w *bufio.Writer, p peer.ID, hashes []dag.Hash) error {
+func (m *Manager) serveBlocks(w *bufio.Writer, p peer.ID, hashes []dag.Hash) error {
 	ctx, cancel := context.WithTimeout(m.ctx, replyWriteTimeout)
 	defer cancel()
 	lim := m.limiter(p)
@@ -172,13 +187,38 @@ func (m *Manager) serveBlocks(s network.Stream, w *bufio.Writer, p peer.ID, hash
 	return writeFrame(w, MsgNotFound, encodeHashes(missing))
 }
 
-// checkStatus refuses a peer of another network and records a good status.
+// checkStatus refuses a peer of another network and implausible claims,
+// and records a good status.
 func (m *Manager) checkStatus(p peer.ID, st *Status) error {
-	if st.Genesis != m.cfg.DAG.Params().GenesisHash {
+	params := m.cfg.DAG.Params()
+	if st.Genesis != params.GenesisHash {
 		return &ProtocolError{Reason: "genesis " + st.Genesis.String() + " is another network's", Points: PenaltyWrongNetwork, Err: ErrWrongNetwork}
+	}
+	if err := plausible(st, params); err != nil {
+		return err
 	}
 	m.cfg.Peers.SetStatus(p, st.dagStatus())
 	m.setPeerStatus(p, st)
+	return nil
+}
+
+// plausible refuses a status that no DAG can have: more heights than
+// blocks, no tips, a tip above the greatest height, or more blocks than its
+// total work pays for (every block carries at least the work of the pow
+// limit).
+func plausible(st *Status, params *dag.Params) error {
+	if st.Count == 0 || st.MaxHeight >= st.Count || len(st.Tips) == 0 || uint64(len(st.Tips)) > st.Count {
+		return violation("status of %d blocks, height %d and %d tips", st.Count, st.MaxHeight, len(st.Tips))
+	}
+	for _, h := range st.TipHeights {
+		if h > st.MaxHeight {
+			return violation("status tip at height %d above its height %d", h, st.MaxHeight)
+		}
+	}
+	least := new(big.Int).Mul(dag.Work(params.PowLimitBits), new(big.Int).SetUint64(st.Count))
+	if st.TotalWork.Cmp(least) < 0 {
+		return violation("status of %d blocks with less work than they must carry", st.Count)
+	}
 	return nil
 }
 
@@ -190,41 +230,81 @@ func (m *Manager) claimsDagnode(p peer.ID) bool {
 	return err == nil && strings.HasPrefix(s, "/dagnode/")
 }
 
+// clientStream is one request's stream on the client side.
+type clientStream struct {
+	network.Stream
+	r *bufio.Reader
+	// unwatch stops resetting the stream when the request's context ends.
+	unwatch func() bool
+}
+
 // request opens a stream, writes one request frame and closes the write
-// side. The stream's deadline is the context's.
-func (m *Manager) request(ctx context.Context, p peer.ID, t byte, payload []byte) (network.Stream, *bufio.Reader, error) {
+// side. The request must be written within StallTimeout (or by ctx's
+// deadline, if sooner); each frame of the reply gets its own deadline
+// (readReply). Cancelling ctx resets the stream.
+func (m *Manager) request(ctx context.Context, p peer.ID, t byte, payload []byte) (*clientStream, error) {
 	s, err := m.cfg.Host.NewStream(ctx, p, m.proto)
 	if err != nil {
 		if errors.Is(err, multistream.ErrNotSupported[protocol.ID]{}) {
 			if !m.claimsDagnode(p) {
 				// Not a dagnode at all: an AutoNAT dial-back, a DHT or
 				// relay client. Nothing to sync with, nothing to punish.
-				return nil, nil, fmt.Errorf("%w: %v", ErrNotDagnode, err)
+				return nil, fmt.Errorf("%w: %v", ErrNotDagnode, err)
 			}
-			return nil, nil, &ProtocolError{Reason: "does not speak " + string(m.proto), Points: PenaltyWrongNetwork, Err: ErrWrongNetwork}
+			return nil, &ProtocolError{Reason: "does not speak " + string(m.proto), Points: PenaltyWrongNetwork, Err: ErrWrongNetwork}
 		}
-		return nil, nil, err
+		return nil, err
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(SyncRequestTimeout)
-	}
-	s.SetDeadline(deadline)
+	s.SetWriteDeadline(m.deadline(ctx))
 	if err := writeFrame(s, t, payload); err != nil {
 		s.Reset()
-		return nil, nil, err
+		return nil, err
 	}
 	if err := s.CloseWrite(); err != nil {
 		s.Reset()
-		return nil, nil, err
+		return nil, err
 	}
-	return s, bufio.NewReader(s), nil
+	return &clientStream{Stream: s, r: bufio.NewReader(s), unwatch: context.AfterFunc(ctx, func() { s.Reset() })}, nil
 }
 
-// finish closes a client stream after a complete reply, or resets it.
-func finish(s network.Stream, r *bufio.Reader, err error) error {
+// deadline is StallTimeout from now, or ctx's deadline if sooner.
+func (m *Manager) deadline(ctx context.Context) time.Time {
+	d := time.Now().Add(m.opts.StallTimeout)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+		return cd
+	}
+	return d
+}
+
+// readReply reads the next frame of a reply, which must come by deadline:
+// a peer that lets StallTimeout pass without a frame is stalling. It counts
+// the bytes in Stats.BytesIn.
+func (m *Manager) readReply(ctx context.Context, s *clientStream, want ...byte) (byte, []byte, error) {
+	s.SetReadDeadline(m.deadline(ctx))
+	t, payload, err := readFrame(s.r, want...)
 	if err == nil {
-		err = expectEOF(r)
+		m.bytesIn.Add(uint64(len(payload) + frameOverhead(len(payload))))
+	}
+	return t, payload, err
+}
+
+// eofWait bounds the wait for the server's close after a complete reply: a
+// server that closes late or never only loses us this much.
+const eofWait = 2 * time.Second
+
+// finish closes a client stream after a complete reply, or resets it. A
+// read error after the last frame (the server reset, or did not close
+// within eofWait) leaves the reply standing: it is no offense, and the reply
+// was whole. Bytes after the last frame are one.
+func (s *clientStream) finish(err error) error {
+	s.unwatch()
+	if err == nil {
+		s.SetReadDeadline(time.Now().Add(eofWait))
+		err = expectEOF(s.r)
+		if err != nil && !isOffense(err) {
+			s.Reset()
+			return nil
+		}
 	}
 	if err != nil {
 		s.Reset()
@@ -238,16 +318,16 @@ func finish(s network.Stream, r *bufio.Reader, err error) error {
 // to the peer tracker. A peer of another network gives an error wrapping
 // ErrWrongNetwork.
 func (m *Manager) RequestStatus(ctx context.Context, p peer.ID) (*Status, error) {
-	s, r, err := m.request(ctx, p, MsgStatus, m.ourStatus().encode())
+	s, err := m.request(ctx, p, MsgStatus, m.ourStatus().encode())
 	if err != nil {
 		return nil, err
 	}
 	var st *Status
-	_, payload, err := readFrame(r, MsgStatus)
+	_, payload, err := m.readReply(ctx, s, MsgStatus)
 	if err == nil {
 		st, err = decodeStatus(payload)
 	}
-	if err := finish(s, r, err); err != nil {
+	if err := s.finish(err); err != nil {
 		return nil, err
 	}
 	if err := m.checkStatus(p, st); err != nil {
@@ -256,51 +336,55 @@ func (m *Manager) RequestStatus(ctx context.Context, p peer.ID) (*Status, error)
 	return st, nil
 }
 
-// RequestInv asks p for the inventory from start up to end (zero: p's tips).
-func (m *Manager) RequestInv(ctx context.Context, p peer.ID, start uint64, end dag.Hash) ([]InvEntry, error) {
-	g := GetBlocks{StartHeight: start, EndHash: end}
-	s, r, err := m.request(ctx, p, MsgGetBlocks, g.encode())
+// RequestInventory asks p for the blocks of its DAG outside the past of
+// locator and hands each inv frame's entries to fn as they arrive (fn may
+// block: the reply is read no faster). more reports that p's reply stopped
+// at MaxInvPerReply. Each frame must come within SyncRequestTimeout of the
+// previous one (or of the request), and the reply may list at most
+// MaxInvPerReply blocks.
+func (m *Manager) RequestInventory(ctx context.Context, p peer.ID, locator []dag.Hash, fn func([]dag.Hash) error) (more bool, err error) {
+	s, err := m.request(ctx, p, MsgGetBlocks, encodeHashes(locator))
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	var inv []InvEntry
-	_, payload, err := readFrame(r, MsgInv)
-	if err == nil {
-		inv, err = decodeInv(payload)
-	}
-	if err == nil {
-		for i := 1; i < len(inv); i++ {
-			if inv[i].Height < inv[i-1].Height {
-				err = violation("inv not ordered by height")
-				break
+	err = func() error {
+		total := 0
+		for {
+			_, payload, err := m.readReply(ctx, s, MsgInv)
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					return violation("inv reply ended without its last frame")
+				}
+				return err
+			}
+			inv, err := decodeInv(payload)
+			if err != nil {
+				return err
+			}
+			if total += len(inv.Hashes); total > MaxInvPerReply {
+				return violation("inv reply of more than %d blocks", MaxInvPerReply)
+			}
+			if err := fn(inv.Hashes); err != nil {
+				return err
+			}
+			if inv.Flags&InvLast != 0 {
+				more = inv.Flags&InvMore != 0
+				return nil
 			}
 		}
-	}
-	return inv, finish(s, r, err)
-}
-
-// RequestHeight asks p for the hashes of its blocks at a height.
-func (m *Manager) RequestHeight(ctx context.Context, p peer.ID, height uint64) ([]dag.Hash, error) {
-	s, r, err := m.request(ctx, p, MsgGetHeight, leAppendUint64(nil, height))
-	if err != nil {
-		return nil, err
-	}
-	var hashes []dag.Hash
-	_, payload, err := readFrame(r, MsgHashes)
-	if err == nil {
-		hashes, err = decodeHashes(payload, MaxHeightHashes)
-	}
-	return hashes, finish(s, r, err)
+	}()
+	return more, s.finish(err)
 }
 
 // RequestBlocks asks p for blocks by hash (at most MaxGetDataHashes) and
-// returns them in the order received, with the hashes p said it lacks. A
-// block that was not asked for, or sent twice, is a protocol violation.
+// returns the ones it sent in the order asked (whatever order they came
+// in), with the hashes p said it lacks. A block that was not asked for, or
+// sent twice, is a protocol violation.
 func (m *Manager) RequestBlocks(ctx context.Context, p peer.ID, hashes []dag.Hash) ([]*dag.Block, []dag.Hash, error) {
 	if len(hashes) == 0 || len(hashes) > MaxGetDataHashes {
 		return nil, nil, fmt.Errorf("syncproto: getdata of %d hashes", len(hashes))
 	}
-	s, r, err := m.request(ctx, p, MsgGetData, encodeHashes(hashes))
+	s, err := m.request(ctx, p, MsgGetData, encodeHashes(hashes))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -309,12 +393,12 @@ func (m *Manager) RequestBlocks(ctx context.Context, p peer.ID, hashes []dag.Has
 		wanted[h] = true
 	}
 	var (
-		blocks   []*dag.Block
+		got      = make(map[dag.Hash]*dag.Block, len(hashes))
 		notFound []dag.Hash
 	)
 	err = func() error {
 		for {
-			t, payload, err := readFrame(r, MsgBlock, MsgNotFound)
+			t, payload, err := m.readReply(ctx, s, MsgBlock, MsgNotFound)
 			if err != nil {
 				if errors.Is(err, io.EOF) {
 					return violation("getdata reply ended without notfound")
@@ -334,19 +418,33 @@ func (m *Manager) RequestBlocks(ctx context.Context, p peer.ID, hashes []dag.Has
 				return offense(PenaltyUnrequested, "block %s was not requested", h)
 			}
 			delete(wanted, h)
-			blocks = append(blocks, b)
+			got[h] = b
 		}
 	}()
-	if err := finish(s, r, err); err != nil {
+	if err := s.finish(err); err != nil {
 		return nil, nil, err
+	}
+	blocks := make([]*dag.Block, 0, len(got))
+	for _, h := range hashes {
+		if b := got[h]; b != nil {
+			blocks = append(blocks, b)
+		}
 	}
 	return blocks, notFound, nil
 }
 
-// expectEOF checks that nothing follows the last expected frame.
+// expectEOF checks that nothing follows the last frame. Bytes are an
+// offense (*ProtocolError); any other read error (a reset, a deadline, a
+// late close) is the network's or a restarting peer's, and is returned as a
+// plain error that costs the peer nothing.
 func expectEOF(r *bufio.Reader) error {
-	if _, err := r.ReadByte(); !errors.Is(err, io.EOF) {
+	_, err := r.ReadByte()
+	switch {
+	case err == nil:
 		return violation("bytes after the last frame")
+	case errors.Is(err, io.EOF):
+		return nil
+	default:
+		return fmt.Errorf("syncproto: waiting for the end of the stream: %w", err)
 	}
-	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -15,21 +17,16 @@ import (
 	"github.com/dagnode/dagnode/dag"
 )
 
-// Sync tuning. Each can be changed with an Option (tests shorten them).
+// Sync tuning. The exported defaults can be changed with an Option.
 const (
-	// SyncRequestTimeout bounds one request to the sync peer.
-	SyncRequestTimeout = 20 * time.Second
+	// DefaultStallTimeout bounds the wait for each frame of a reply (and the
+	// writing of a request): a peer that lets it pass is stalling. During a
+	// session that is a claim not served (PenaltyStall).
+	DefaultStallTimeout = 10 * time.Second
 
-	// DefaultStallTimeout: a sync peer that lets this pass without a single
-	// block accepted is dropped as sync peer.
-	DefaultStallTimeout = 30 * time.Second
-
-	// DefaultElectionWait is how long to wait for MinElectionPeers statuses
-	// before electing among the few we have (small networks).
+	// DefaultElectionWait bounds how long an election waits for handshakes
+	// still in flight; with every status in, it runs at once.
 	DefaultElectionWait = 3 * time.Second
-
-	// MinElectionPeers is how many statuses make an election without waiting.
-	MinElectionPeers = 3
 
 	// DefaultSampleInterval is how often every peer is asked for its status
 	// again (bitmarkd's sampling state), to sync if someone got ahead.
@@ -38,28 +35,44 @@ const (
 	// DefaultProgressInterval is the period of the progress log line.
 	DefaultProgressInterval = 10 * time.Second
 
-	// BehindGrace: a tip a peer has and we lack counts as "behind" only
-	// once it has had this long to arrive by gossip, so blocks in flight do
-	// not throw nodes into sync mode (which drops gossip) all the time.
-	BehindGrace = 2 * time.Second
+	// BehindGrace: a tip a peer has and we lack makes it a sync candidate
+	// only once the tip has had this long to arrive by gossip, so blocks in
+	// flight do not start sessions all the time.
+	BehindGrace = time.Second
 
-	// syncLeadHeights: a peer this many heights ahead of us is behind-worthy
+	// syncLeadHeights: a peer this many heights ahead of us is a candidate
 	// at once, without the grace.
 	syncLeadHeights = 2
 
-	// pipelineDepth is how many getdata batches are in flight at once.
+	// pipelineDepth is how many getdata requests are in flight at once.
 	pipelineDepth = 4
 
-	// maxSessionRounds bounds the getblocks passes of one session; a peer
-	// still claiming unknown tips after them is dropped.
-	maxSessionRounds = 4
+	// pipelineWindow bounds the getdata batches fetched or in flight but not
+	// yet added to the DAG, so a slow first batch cannot make the others
+	// pile up in memory.
+	pipelineWindow = 2 * pipelineDepth
 
-	// maxOrphanFetchRounds bounds fetching an orphan's ancestry by getdata;
-	// a deeper gap is closed by a sync session with that peer.
-	maxOrphanFetchRounds = 4
+	// Election backoff: a peer whose session failed is not elected again
+	// for backoffBase, doubling with each failure in a row up to backoffMax.
+	backoffBase = 2 * time.Second
+	backoffMax  = 10 * time.Minute
 
-	// orphanFetchQueue bounds queued parent fetches.
-	orphanFetchQueue = 64
+	// maxFaults: after this many sessions in a row ended by faults (resets,
+	// closed streams), the connection to the peer is closed. No ban: faults
+	// are not offences.
+	maxFaults = 3
+
+	// maxBackoffPeers bounds the election backoff records kept.
+	maxBackoffPeers = 1024
+
+	// Orphan parent fetches run beside sessions and elections:
+	// orphanFetchers at once, each bounded by orphanFetchTimeout, at most
+	// maxOrphanFetchDepth generations of parents; a deeper gap is closed by
+	// a sync session with the sender.
+	orphanFetchers      = 4
+	orphanFetchQueue    = 256
+	orphanFetchTimeout  = 10 * time.Second
+	maxOrphanFetchDepth = 4
 
 	// DefaultServeRate bounds the blocks per second served to one peer:
 	// twice the import rate of the on-disk DAG, so an honest syncing peer is
@@ -69,6 +82,14 @@ const (
 
 	// serveBurst is the bucket size: a few full getdata replies.
 	serveBurst = 4 * MaxGetDataHashes
+
+	// invEntriesPerToken: listing this many inventory entries costs the
+	// peer's serving budget as much as sending one block.
+	invEntriesPerToken = 20
+
+	// maxConcurrentInventories bounds getblocks walks at once: a walk for a
+	// client at the genesis reads the whole DAG index.
+	maxConcurrentInventories = 2
 )
 
 // Options tune the manager.
@@ -117,9 +138,48 @@ type peerState struct {
 	aheadSince time.Time
 }
 
+// backoff is a peer's election record: failed sessions in a row, and when
+// it may be elected again.
+type backoff struct {
+	failures  int
+	faults    int // failures in a row that were faults, not offences
+	notBefore time.Time
+	reason    string
+}
+
+// Session end reasons, as SyncInfo and the logs report them.
+const (
+	EndDone       = "done"        // we hold the peer's tips
+	EndStalled    = "stalled"     // the peer let StallTimeout pass (PenaltyStall)
+	EndOffense    = "offense"     // a protocol violation, an invalid block or a claim not served
+	EndFault      = "fault"       // a reset, closed stream or lost connection: no penalty
+	EndNoProgress = "no progress" // the peer's replies added nothing
+	EndClosed     = "closed"      // the manager is shutting down
+	EndLocal      = "local error" // our own failure (storage)
+)
+
+// SessionEnd describes how a sync session ended.
+type SessionEnd struct {
+	Peer    peer.ID
+	Reason  string
+	Err     string
+	Blocks  int
+	Elapsed time.Duration
+	At      time.Time
+}
+
+// PeerBackoff is a peer that is not elected again before Until.
+type PeerBackoff struct {
+	Peer     peer.ID
+	Until    time.Time
+	Failures int
+	Reason   string
+}
+
 type orphanFetch struct {
 	peer    peer.ID
 	missing []dag.Hash
+	depth   int
 }
 
 // progress is the state getsyncinfo reports.
@@ -129,6 +189,7 @@ type progress struct {
 	startCount int
 	target     int // the sync peer's block count
 	startedAt  time.Time
+	last       SessionEnd
 }
 
 // SyncInfo is the sync manager's state for getsyncinfo.
@@ -148,6 +209,15 @@ type SyncInfo struct {
 	ETA time.Duration
 	// Sessions counts sync sessions so far.
 	Sessions uint64
+	// Orphans and OrphanBytes are the orphan pool's size; OrphanFetches the
+	// parent fetches in flight.
+	Orphans       int
+	OrphanBytes   int
+	OrphanFetches int
+	// LastSession is how the last session ended (zero before the first).
+	LastSession SessionEnd
+	// Backoffs are the peers not elected again for now.
+	Backoffs []PeerBackoff
 }
 
 // Syncing reports whether the manager is in sync mode.
@@ -156,12 +226,25 @@ func (m *Manager) Syncing() bool { return m.syncing.Load() }
 // SyncInfo returns the sync state.
 func (m *Manager) SyncInfo() SyncInfo {
 	st := m.cfg.DAG.Status()
-	info := SyncInfo{Syncing: m.syncing.Load(), Blocks: st.Count, Sessions: m.sessions.Load()}
+	info := SyncInfo{
+		Syncing: m.syncing.Load(), Blocks: st.Count, Sessions: m.sessions.Load(),
+		Orphans: int(m.orphanGauge.Load()), OrphanBytes: int(m.orphanBytes.Load()), OrphanFetches: int(m.fetchesInFlight.Load()),
+	}
+	now := time.Now()
+	m.statusMu.Lock()
+	for p, b := range m.backoffs {
+		if now.Before(b.notBefore) {
+			info.Backoffs = append(info.Backoffs, PeerBackoff{Peer: p, Until: b.notBefore, Failures: b.failures, Reason: b.reason})
+		}
+	}
+	m.statusMu.Unlock()
+	slices.SortFunc(info.Backoffs, func(a, b PeerBackoff) int { return compareIDs(a.Peer, b.Peer) })
+	m.progress.mu.Lock()
+	defer m.progress.mu.Unlock()
+	info.LastSession = m.progress.last
 	if !info.Syncing {
 		return info
 	}
-	m.progress.mu.Lock()
-	defer m.progress.mu.Unlock()
 	info.SyncPeer = m.progress.peer
 	info.Target = m.progress.target
 	info.Done = st.Count - m.progress.startCount
@@ -181,10 +264,11 @@ func (m *Manager) currentSyncPeer() peer.ID {
 	return ""
 }
 
+// setPeerStatus records a peer's status and, if it names tips we lack,
+// wakes the election.
 func (m *Manager) setPeerStatus(p peer.ID, st *Status) {
 	ahead := m.ahead(st)
 	m.statusMu.Lock()
-	defer m.statusMu.Unlock()
 	ps := m.statuses[p]
 	if ps == nil {
 		ps = &peerState{}
@@ -196,6 +280,10 @@ func (m *Manager) setPeerStatus(p peer.ID, st *Status) {
 		ps.aheadSince = time.Time{}
 	case ps.aheadSince.IsZero():
 		ps.aheadSince = time.Now()
+	}
+	m.statusMu.Unlock()
+	if ahead {
+		m.pokeSync()
 	}
 }
 
@@ -231,9 +319,7 @@ func (m *Manager) pokeSync() {
 // penalizeIfOffense reports errors that are the peer's fault: protocol
 // violations and invalid blocks. Timeouts and closed streams are not.
 func (m *Manager) penalizeIfOffense(p peer.ID, err error) {
-	var pe *ProtocolError
-	var re *dag.RuleError
-	if errors.As(err, &pe) || errors.As(err, &re) {
+	if isOffense(err) {
 		if errors.Is(err, ErrWrongNetwork) {
 			m.wrongNetwork.Add(1)
 		}
@@ -241,45 +327,59 @@ func (m *Manager) penalizeIfOffense(p peer.ID, err error) {
 	}
 }
 
-// syncLoop elects sync peers and runs sessions; it also fetches orphans'
-// parents. It is the only goroutine that syncs, so there is at most one
-// sync peer.
+func isOffense(err error) bool {
+	var pe *ProtocolError
+	var re *dag.RuleError
+	return errors.As(err, &pe) || errors.As(err, &re)
+}
+
+// isTimeout reports whether err is a deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+}
+
+// syncLoop elects sync peers and runs sessions. It is the only goroutine
+// that syncs, so there is at most one sync peer. Orphan parent fetches run
+// beside it (orphanFetcher).
 func (m *Manager) syncLoop() {
 	sample := time.NewTicker(m.opts.SampleInterval)
 	defer sample.Stop()
-	var wait *time.Timer
-	var waitC <-chan time.Time
-	firstAhead := time.Time{}
+	wake := time.NewTimer(time.Hour)
+	wake.Stop()
+	var wakeAt, firstAhead time.Time
+	schedule := func(at time.Time) {
+		if wakeAt.IsZero() || at.Before(wakeAt) {
+			wakeAt = at
+			wake.Reset(time.Until(at))
+		}
+	}
 	for {
 		select {
 		case <-m.quit:
 			return
-		case f := <-m.fetches:
-			m.fetchOrphanParents(f)
-			continue
 		case <-sample.C:
-			m.sampleStatuses()
+			m.sampleStatuses("")
 		case <-m.poke:
-		case <-waitC:
-			waitC = nil
+		case <-wake.C:
+			wakeAt = time.Time{}
 		}
-		p, st, n, recheck := m.elect()
+		p, st, recheck := m.elect()
 		if p == "" {
 			firstAhead = time.Time{}
-			if !recheck.IsZero() && waitC == nil {
-				wait = time.NewTimer(time.Until(recheck))
-				waitC = wait.C
+			if !recheck.IsZero() {
+				schedule(recheck)
 			}
 			continue
 		}
+		// Elect at once unless handshakes are still in flight: their
+		// statuses may change the vote (a handshake's end pokes us).
 		if firstAhead.IsZero() {
 			firstAhead = time.Now()
 		}
-		if n < MinElectionPeers && time.Since(firstAhead) < m.opts.ElectionWait {
-			if waitC == nil {
-				wait = time.NewTimer(m.opts.ElectionWait - time.Since(firstAhead))
-				waitC = wait.C
-			}
+		if m.hsInFlight.Load() > 0 && time.Since(firstAhead) < m.opts.ElectionWait {
+			schedule(firstAhead.Add(m.opts.ElectionWait))
 			continue
 		}
 		firstAhead = time.Time{}
@@ -288,12 +388,13 @@ func (m *Manager) syncLoop() {
 	}
 }
 
-// sampleStatuses asks every directly connected peer for its status (a peer
-// reached only through a relay is never a sync peer).
-func (m *Manager) sampleStatuses() {
+// sampleStatuses exchanges statuses with every directly connected peer but
+// skip (a peer reached only through a relay is never a sync peer). It is
+// how we learn who got ahead, and how peers learn that we did.
+func (m *Manager) sampleStatuses(skip peer.ID) {
 	var wg sync.WaitGroup
 	for _, p := range m.cfg.Host.Network().Peers() {
-		if m.cfg.Host.Network().Connectedness(p) != network.Connected {
+		if p == skip || m.cfg.Host.Network().Connectedness(p) != network.Connected {
 			continue
 		}
 		select {
@@ -313,27 +414,33 @@ func (m *Manager) sampleStatuses() {
 // elect picks the target most peers agree on among the peers that have
 // blocks we lack (ties: more total work, then more blocks), then the sync
 // peer among the directly connected peers that have it (a peer reached only
-// through a relay is never chosen: Connectedness is then Limited). n is
-// the number of statuses the election saw; recheck, when not zero, is when
-// a peer that is ahead only within BehindGrace should be looked at again.
-func (m *Manager) elect() (_ peer.ID, _ *Status, n int, recheck time.Time) {
+// through a relay is never chosen: Connectedness is then Limited). Peers in
+// election backoff are left out. recheck, when not zero, is when a peer
+// left out for now (grace or backoff) should be looked at again.
+func (m *Manager) elect() (_ peer.ID, _ *Status, recheck time.Time) {
 	now := time.Now()
 	ourHeight := uint64(m.cfg.DAG.Status().MaxHeight)
-	m.statusMu.Lock()
+	later := func(t time.Time) {
+		if recheck.IsZero() || t.Before(recheck) {
+			recheck = t
+		}
+	}
 	type group struct {
 		status *Status
 		peers  []peer.ID
 	}
 	groups := map[string]*group{}
-	n = len(m.statuses)
+	m.statusMu.Lock()
 	for p, ps := range m.statuses {
 		if m.cfg.Host.Network().Connectedness(p) != network.Connected || !m.ahead(ps.status) {
 			continue
 		}
+		if b := m.backoffs[p]; b != nil && now.Before(b.notBefore) {
+			later(b.notBefore)
+			continue
+		}
 		if due := ps.aheadSince.Add(BehindGrace); now.Before(due) && ps.status.MaxHeight < ourHeight+syncLeadHeights {
-			if recheck.IsZero() || due.Before(recheck) {
-				recheck = due
-			}
+			later(due)
 			continue
 		}
 		key := fmt.Sprint(ps.status.Tips, ps.status.TotalWork)
@@ -352,10 +459,10 @@ func (m *Manager) elect() (_ peer.ID, _ *Status, n int, recheck time.Time) {
 		}
 	}
 	if best == nil {
-		return "", nil, n, recheck
+		return "", nil, recheck
 	}
 	slices.SortFunc(best.peers, compareIDs)
-	return best.peers[0], best.status, n, time.Time{}
+	return best.peers[0], best.status, time.Time{}
 }
 
 func compareIDs(a, b peer.ID) int {
@@ -381,110 +488,147 @@ func better(a *Status, na int, b *Status, nb int) bool {
 
 // ahead reports whether a status names a tip we do not have.
 func (m *Manager) ahead(st *Status) bool {
-	for _, t := range st.Tips {
-		if !m.cfg.DAG.HaveBlock(t) {
-			return true
-		}
-	}
-	return false
+	return len(m.lacking(st.Tips)) > 0
 }
 
-// errStall ends a session whose peer made no progress.
-var errStall = errors.New("syncproto: sync peer stalled")
+// lacking returns the hashes we do not have.
+func (m *Manager) lacking(hashes []dag.Hash) []dag.Hash {
+	var out []dag.Hash
+	for _, h := range hashes {
+		if !m.cfg.DAG.HaveBlock(h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
 
-// runSession syncs from p until we have the tips of its status, it stalls,
-// or it fails. Only called from syncLoop.
+// errNoProgress ends a session whose replies added nothing.
+var errNoProgress = errors.New("syncproto: the sync peer's replies added no block")
+
+// runSession syncs from p until we hold the tips of its status, or fails,
+// then records the outcome: a failed peer is penalised if it offended and
+// is not elected again for a while. Only called from syncLoop.
 func (m *Manager) runSession(p peer.ID, st *Status) {
 	m.sessions.Add(1)
 	start := m.cfg.DAG.Status()
+	began := time.Now()
 	m.progress.mu.Lock()
-	m.progress.peer, m.progress.startCount, m.progress.target, m.progress.startedAt = p, start.Count, int(st.Count), time.Now()
+	m.progress.peer, m.progress.startCount, m.progress.target, m.progress.startedAt = p, start.Count, int(st.Count), began
 	m.progress.mu.Unlock()
 	m.syncPeer.Store(&p)
 	m.syncing.Store(true)
 	m.cfg.Peers.SetSyncPeer(p, true)
 	m.log.Info("sync started", "peer", p, "blocks", start.Count, "target", st.Count, "peer_height", st.MaxHeight)
-	defer func() {
-		m.cfg.Peers.SetSyncPeer(p, false)
-		m.syncing.Store(false)
-		m.syncPeer.Store(nil)
-	}()
+	stop := m.logProgress()
+	err := m.session(p, st)
+	stop()
+	m.cfg.Peers.SetSyncPeer(p, false)
+	m.syncing.Store(false)
+	m.syncPeer.Store(nil)
 
-	ctx, cancel := context.WithCancelCause(m.ctx)
-	defer cancel(nil)
-	stop := m.watchProgress(ctx, cancel)
-	defer stop()
-
-	var err error
-	for round := 0; round < maxSessionRounds; round++ {
-		var from uint64
-		if from, err = m.findStart(ctx, p, st); err != nil {
-			break
-		}
-		if err = m.pipeline(ctx, p, from); err != nil {
-			break
-		}
-		if err = m.fetchMissingParents(ctx, p); err != nil {
-			break
-		}
-		if !m.ahead(st) {
-			break
-		}
-		if err = m.checkPromise(ctx, p, st); err != nil {
-			break
-		}
-		// The peer may have moved on; ask again.
-		if st, err = m.RequestStatus(ctx, p); err != nil {
-			break
-		}
-	}
-	if cause := context.Cause(ctx); errors.Is(cause, errStall) {
-		err = offense(PenaltyStall, "no block within %s", m.opts.StallTimeout)
-		m.stalls.Add(1)
-	}
 	end := m.cfg.DAG.Status()
-	elapsed := time.Since(m.progress.startedAt)
+	added, elapsed := end.Count-start.Count, time.Since(began)
+	reason := m.settle(p, err)
+	m.progress.mu.Lock()
+	m.progress.last = SessionEnd{Peer: p, Reason: reason, Blocks: added, Elapsed: elapsed, At: time.Now()}
 	if err != nil {
-		m.penalizeIfOffense(p, err)
-		m.forgetStatus(p) // elect someone else next
-		m.log.Info("sync peer dropped", "peer", p, "err", err, "blocks", end.Count-start.Count)
-		return
+		m.progress.last.Err = err.Error()
 	}
-	m.log.Info("sync finished", "peer", p, "blocks", end.Count-start.Count, "elapsed", elapsed.Round(time.Millisecond),
-		"blocks_per_sec", int(float64(end.Count-start.Count)/max(elapsed.Seconds(), 1e-9)), "height", end.MaxHeight, "tips", len(end.Tips))
+	m.progress.mu.Unlock()
+	if err != nil {
+		m.log.Info("sync peer dropped", "peer", p, "reason", reason, "err", err, "blocks", added)
+	} else {
+		m.log.Info("sync finished", "peer", p, "blocks", added, "elapsed", elapsed.Round(time.Millisecond),
+			"blocks_per_sec", int(float64(added)/max(elapsed.Seconds(), 1e-9)), "height", end.MaxHeight, "tips", len(end.Tips))
+	}
+	if added > 0 {
+		// Tell the other peers at once: a healed partition converges in
+		// seconds, not at the next sample.
+		m.wg.Go(func() { m.sampleStatuses(p) })
+	}
 }
 
-func (m *Manager) forgetStatus(p peer.ID) {
+// settle classifies a session's outcome, penalises offences and sets the
+// peer's election backoff. It returns the end reason.
+func (m *Manager) settle(p peer.ID, err error) string {
+	reason := EndDone
+	switch {
+	case err == nil:
+	case m.ctx.Err() != nil:
+		return EndClosed
+	case isOffense(err):
+		reason = EndOffense
+		m.penalizeIfOffense(p, err)
+	case isTimeout(err):
+		reason = EndStalled
+		m.stalls.Add(1)
+		m.cfg.Peers.Penalize(p, offense(PenaltyStall, "claimed tips not served within %s: %v", m.opts.StallTimeout, err))
+	case errors.Is(err, errNoProgress):
+		reason = EndNoProgress
+	case errors.Is(err, errLocal):
+		return EndLocal
+	default:
+		reason = EndFault
+	}
 	m.statusMu.Lock()
-	delete(m.statuses, p)
-	m.statusMu.Unlock()
+	defer m.statusMu.Unlock()
+	if err == nil {
+		delete(m.backoffs, p)
+		return reason
+	}
+	b := m.backoffs[p]
+	if b == nil {
+		if len(m.backoffs) >= maxBackoffPeers {
+			m.pruneBackoffs()
+		}
+		b = &backoff{}
+		m.backoffs[p] = b
+	}
+	b.failures++
+	b.reason = reason
+	b.notBefore = time.Now().Add(min(backoffBase<<min(b.failures-1, 20), backoffMax))
+	if reason == EndFault {
+		b.faults++
+	} else {
+		b.faults = 0
+	}
+	if b.faults >= maxFaults {
+		b.faults = 0
+		m.log.Debug("closing the connection to a peer whose sessions keep failing", "peer", p, "failures", b.failures)
+		m.wg.Go(func() { m.cfg.Host.Network().ClosePeer(p) })
+	}
+	return reason
 }
 
-// watchProgress logs progress and cancels the session with errStall when
-// no block is added for StallTimeout.
-func (m *Manager) watchProgress(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
+// pruneBackoffs drops expired backoff records, or the oldest if none has
+// expired. Called with statusMu held.
+func (m *Manager) pruneBackoffs() {
+	now := time.Now()
+	var oldest peer.ID
+	for p, b := range m.backoffs {
+		if now.After(b.notBefore) {
+			delete(m.backoffs, p)
+		} else if oldest == "" || b.notBefore.Before(m.backoffs[oldest].notBefore) {
+			oldest = p
+		}
+	}
+	if len(m.backoffs) >= maxBackoffPeers {
+		delete(m.backoffs, oldest)
+	}
+}
+
+// logProgress logs a progress line every ProgressInterval until stopped.
+func (m *Manager) logProgress() (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		check := time.NewTicker(min(m.opts.StallTimeout/4, time.Second))
-		defer check.Stop()
-		logT := time.NewTicker(m.opts.ProgressInterval)
-		defer logT.Stop()
-		last, lastAt := m.cfg.DAG.Version(), time.Now()
+		t := time.NewTicker(m.opts.ProgressInterval)
+		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
-			case <-ctx.Done():
-				return
-			case <-check.C:
-				if v := m.cfg.DAG.Version(); v != last {
-					last, lastAt = v, time.Now()
-				} else if time.Since(lastAt) > m.opts.StallTimeout {
-					cancel(errStall)
-					return
-				}
-			case <-logT.C:
+			case <-t.C:
 				i := m.SyncInfo()
 				m.log.Info("sync progress", "peer", i.SyncPeer, "blocks", i.Blocks, "target", i.Target,
 					"blocks_per_sec", int(i.BlocksPerSecond), "eta", i.ETA.Round(time.Second))
@@ -494,90 +638,98 @@ func (m *Manager) watchProgress(ctx context.Context, cancel context.CancelCauseF
 	return func() { close(done); wg.Wait() }
 }
 
-// findStart finds a height from which to ask p for blocks. It starts at
-// the lowest height of p's tips that we lack (capped at our greatest
-// height) and walks down in growing steps until p's blocks at a height are
-// all known to us. Blocks below that on side branches arrive as orphans and
-// are fetched by hash afterwards.
-func (m *Manager) findStart(ctx context.Context, p peer.ID, st *Status) (uint64, error) {
-	h := uint64(m.cfg.DAG.Status().MaxHeight)
-	for i, t := range st.Tips {
-		if !m.cfg.DAG.HaveBlock(t) {
-			h = min(h, st.TipHeights[i])
-		}
-	}
-	for step := uint64(1); h > 0; step *= 2 {
-		rctx, cancel := context.WithTimeout(ctx, SyncRequestTimeout)
-		hashes, err := m.RequestHeight(rctx, p, h)
-		cancel()
+// session fetches from p, round after round, every block of its DAG
+// outside the past of ours, until we hold the tips of st. A round that
+// ends without InvMore must have listed every claimed tip we lack.
+func (m *Manager) session(p peer.ID, st *Status) error {
+	for {
+		before := m.cfg.DAG.Version()
+		more, err := m.fetchRound(m.ctx, p)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		known := true
-		for _, hash := range hashes {
-			known = known && m.cfg.DAG.HaveBlock(hash)
+		missing := m.lacking(st.Tips)
+		if len(missing) == 0 {
+			return nil
 		}
-		if known {
-			return h, nil
+		if !more {
+			return offense(PenaltyEmptyPromise, "its inventory lacks %d of the tips it claimed", len(missing))
 		}
-		h -= min(step, h)
-	}
-	return 0, nil
-}
-
-// checkPromise asks p for the tips of its status that we still lack after a
-// session. A tip p says it does not have is an empty promise.
-func (m *Manager) checkPromise(ctx context.Context, p peer.ID, st *Status) error {
-	var unknown []dag.Hash
-	for _, t := range st.Tips {
-		if !m.cfg.DAG.HaveBlock(t) {
-			unknown = append(unknown, t)
+		if m.cfg.DAG.Version() == before {
+			return errNoProgress
 		}
 	}
-	if len(unknown) == 0 {
-		return nil
-	}
-	rctx, cancel := context.WithTimeout(ctx, SyncRequestTimeout)
-	defer cancel()
-	_, notFound, err := m.RequestBlocks(rctx, p, unknown[:min(len(unknown), MaxGetDataHashes)])
-	if err != nil {
-		return err
-	}
-	if len(notFound) > 0 {
-		return offense(PenaltyEmptyPromise, "claims %d tips it does not serve", len(notFound))
-	}
-	return nil
 }
 
 // batch is a getdata request in the pipeline; seq orders the results.
 type batch struct {
-	seq    int
-	hashes []dag.Hash
-	blocks []*dag.Block
-	err    error
+	seq      int
+	hashes   []dag.Hash
+	blocks   []*dag.Block
+	notFound []dag.Hash
+	err      error
 }
 
-// pipeline pages through p's inventory from start, fetches what we lack
-// with pipelineDepth getdata requests in flight, and submits the blocks in
-// inventory order (parents first).
-func (m *Manager) pipeline(ctx context.Context, p peer.ID, start uint64) error {
+// errLocal marks our own failures (storage) in a session.
+var errLocal = errors.New("syncproto: local failure")
+
+// fetchRound asks p for its blocks outside the past of our DAG (getblocks
+// with our locator), fetches the ones we lack with pipelineDepth getdata
+// requests in flight while the inventory is still arriving, and adds them
+// to the DAG in inventory order (parents first). more is the inventory's
+// InvMore.
+func (m *Manager) fetchRound(ctx context.Context, p peer.ID) (more bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	todo := make(chan *batch, pipelineDepth)
-	done := make(chan *batch, pipelineDepth)
+	// todo holds every batch an inventory can make (the inventory reader
+	// never waits); window bounds the batches between getdata and the DAG.
+	todo := make(chan *batch, MaxInvPerReply/MaxGetDataHashes+1)
+	done := make(chan *batch, pipelineWindow)
+	window := make(chan struct{}, pipelineWindow)
 	var wg sync.WaitGroup
 	var invErr error
-	wg.Go(func() { // stage 1: getblocks → inv → batches of unknown hashes
+	wg.Go(func() { // stage 1: getblocks → inv → batches of hashes we lack
 		defer close(todo)
-		invErr = m.page(ctx, p, start, todo)
+		seq, seen := 0, map[dag.Hash]bool{}
+		var want []dag.Hash
+		flush := func(all bool) {
+			for len(want) >= MaxGetDataHashes || (all && len(want) > 0) {
+				n := min(len(want), MaxGetDataHashes)
+				todo <- &batch{seq: seq, hashes: want[:n:n]}
+				seq++
+				want = want[n:]
+			}
+		}
+		more, invErr = m.RequestInventory(ctx, p, m.cfg.DAG.Locator(), func(hashes []dag.Hash) error {
+			for _, h := range hashes {
+				if !seen[h] && !m.cfg.DAG.HaveBlock(h) {
+					seen[h] = true
+					want = append(want, h)
+				}
+			}
+			flush(false)
+			return nil
+		})
+		if invErr != nil {
+			cancel()
+			return
+		}
+		flush(true)
 	})
 	var fetchers sync.WaitGroup
 	for range pipelineDepth { // stage 2: getdata
 		fetchers.Go(func() {
-			for b := range todo {
-				rctx, rcancel := context.WithTimeout(ctx, SyncRequestTimeout)
-				b.blocks, _, b.err = m.RequestBlocks(rctx, p, b.hashes)
-				rcancel()
+			for {
+				select {
+				case window <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				b, ok := <-todo
+				if !ok {
+					return
+				}
+				b.blocks, b.notFound, b.err = m.RequestBlocks(ctx, p, b.hashes)
 				select {
 				case done <- b:
 				case <-ctx.Done():
@@ -588,10 +740,9 @@ func (m *Manager) pipeline(ctx context.Context, p peer.ID, start uint64) error {
 	}
 	wg.Go(func() { fetchers.Wait(); close(done) })
 
-	// Stage 3: submit in sequence.
+	// Stage 3: add to the DAG in sequence.
 	pending := map[int]*batch{}
 	next := 0
-	var err error
 	for b := range done {
 		if err != nil {
 			continue // drain
@@ -601,138 +752,184 @@ func (m *Manager) pipeline(ctx context.Context, p peer.ID, start uint64) error {
 			b := pending[next]
 			delete(pending, next)
 			next++
-			if b.err != nil {
-				err = b.err
-				break
-			}
-			errs, serr := m.submitBatch(ctx, p, b.blocks)
-			if serr != nil {
-				err = serr
-				break
-			}
-			for _, e := range errs {
-				var mp *dag.MissingParentsError
-				if e != nil && !errors.Is(e, dag.ErrDuplicateBlock) && !errors.As(e, &mp) {
-					err = e // an invalid block: the peer served garbage
-					break
-				}
-			}
+			err = m.addSessionBatch(ctx, p, b)
+			<-window
 		}
 		if err != nil {
 			cancel()
 		}
 	}
 	wg.Wait()
+	// The first cause wins: an offense, else the inventory's failure (which
+	// cancelled the fetches), else a fetch's.
+	switch {
+	case isOffense(err):
+		return false, err
+	case invErr != nil:
+		return false, invErr
+	case err != nil:
+		return false, err
+	}
+	return more, nil
+}
+
+// addSessionBatch adds one fetched batch to the DAG. The peer listed these
+// blocks: a block it does not serve, or one whose parents neither we nor
+// its inventory hold, is a claim not served.
+func (m *Manager) addSessionBatch(ctx context.Context, p peer.ID, b *batch) error {
+	if b.err != nil {
+		return b.err
+	}
+	if len(b.notFound) > 0 {
+		return offense(PenaltyEmptyPromise, "listed %d blocks it does not serve", len(b.notFound))
+	}
+	errs, err := m.submitBatch(ctx, p, b.blocks)
 	if err != nil {
 		return err
 	}
-	return invErr
+	for i, e := range errs {
+		var mp *dag.MissingParentsError
+		var re *dag.RuleError
+		switch {
+		case e == nil, errors.Is(e, dag.ErrDuplicateBlock):
+		case errors.As(e, &re):
+			return e // an invalid block: the tracker bans for it
+		case errors.As(e, &mp):
+			return offense(PenaltyEmptyPromise, "listed block %s before its parents", b.blocks[i].Hash())
+		default:
+			return fmt.Errorf("%w: %w", errLocal, e)
+		}
+	}
+	return nil
 }
 
-// page requests inventory pages from start on and queues batches of the
-// hashes we lack.
-func (m *Manager) page(ctx context.Context, p peer.ID, start uint64, todo chan<- *batch) error {
-	seq := 0
-	seen := map[dag.Hash]bool{}
+// queueFetch hands an orphan's missing parents to the orphan fetchers. A
+// peer has at most one fetch queued or in flight (a peer that never answers
+// holds one fetcher, not all of them); a fetch for a busy peer, or one that
+// finds the queue full, is dropped: the orphan stays in the pool and its
+// parents are asked for when the peer's current fetch is done.
+func (m *Manager) queueFetch(f orphanFetch) {
+	m.fetchMu.Lock()
+	busy := m.fetchBusy[f.peer]
+	if !busy {
+		m.fetchBusy[f.peer] = true
+	}
+	m.fetchMu.Unlock()
+	if busy {
+		m.fetchesDropped.Add(1)
+		return
+	}
+	select {
+	case m.fetches <- f:
+	default:
+		m.fetchesDropped.Add(1)
+		m.fetchDone(f.peer)
+	}
+}
+
+func (m *Manager) fetchDone(p peer.ID) {
+	m.fetchMu.Lock()
+	delete(m.fetchBusy, p)
+	m.fetchMu.Unlock()
+}
+
+// orphanFetcher fetches orphans' parents from the peers that sent the
+// orphans, beside sessions and elections.
+func (m *Manager) orphanFetcher() {
 	for {
-		rctx, cancel := context.WithTimeout(ctx, SyncRequestTimeout)
-		inv, err := m.RequestInv(rctx, p, start, dag.ZeroHash)
-		cancel()
-		if err != nil {
-			return err
-		}
-		if len(inv) == 0 {
-			return nil
-		}
-		var want []dag.Hash
-		for _, e := range inv {
-			if !seen[e.Hash] && !m.cfg.DAG.HaveBlock(e.Hash) {
-				want = append(want, e.Hash)
-				seen[e.Hash] = true
+		select {
+		case <-m.quit:
+			return
+		case f := <-m.fetches:
+			next, ok := m.fetchParents(f)
+			m.fetchDone(f.peer)
+			if next.peer == "" && ok {
+				// Orphans of this peer that came while it was busy.
+				var missing []dag.Hash
+				if m.call(m.ctx, func() { missing = m.orphans.missingFrom(f.peer) }) == nil && len(missing) > 0 {
+					next = orphanFetch{peer: f.peer, missing: missing}
+				}
 			}
-		}
-		for len(want) > 0 {
-			n := min(len(want), MaxGetDataHashes)
-			select {
-			case todo <- &batch{seq: seq, hashes: want[:n]}:
-				seq++
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			want = want[n:]
-		}
-		last := inv[len(inv)-1].Height
-		if last < start {
-			return violation("inv below the requested start height")
-		}
-		start = last + 1
-	}
-}
-
-// fetchMissingParents asks p for the parents the orphan pool waits for,
-// a bounded number of rounds.
-func (m *Manager) fetchMissingParents(ctx context.Context, p peer.ID) error {
-	for range maxOrphanFetchRounds {
-		var missing []dag.Hash
-		if err := m.call(ctx, func() { missing = m.orphans.missingParents() }); err != nil {
-			return err
-		}
-		if len(missing) == 0 {
-			return nil
-		}
-		if err := m.fetchBlocks(ctx, p, missing); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// fetchBlocks gets blocks by hash from p and submits them.
-func (m *Manager) fetchBlocks(ctx context.Context, p peer.ID, hashes []dag.Hash) error {
-	for len(hashes) > 0 {
-		n := min(len(hashes), MaxGetDataHashes)
-		rctx, cancel := context.WithTimeout(ctx, SyncRequestTimeout)
-		blocks, _, err := m.RequestBlocks(rctx, p, hashes[:n])
-		cancel()
-		if err != nil {
-			return err
-		}
-		hashes = hashes[n:]
-		if len(blocks) == 0 {
-			continue
-		}
-		errs, err := m.submitBatch(ctx, p, blocks)
-		if err != nil {
-			return err
-		}
-		for _, e := range errs {
-			var re *dag.RuleError
-			if errors.As(e, &re) {
-				return e
+			if next.peer != "" {
+				m.queueFetch(next)
 			}
 		}
 	}
-	return nil
 }
 
-// fetchOrphanParents fetches the parents of an orphan announced by f.peer.
-// A gap deeper than maxOrphanFetchRounds becomes a sync session with it.
-func (m *Manager) fetchOrphanParents(f orphanFetch) {
-	ctx, cancel := context.WithTimeout(m.ctx, 4*SyncRequestTimeout)
+// fetchParents asks f.peer for the parents of an orphan it sent. It
+// forwarded the orphan, so it holds them: notfound is a claim not served.
+// Parents that are orphans in turn are fetched the same way (next), up to
+// maxOrphanFetchDepth generations; a deeper gap is closed by a session. ok
+// reports that the peer answered.
+func (m *Manager) fetchParents(f orphanFetch) (next orphanFetch, ok bool) {
+	hashes := m.claimFetch(f.missing)
+	if len(hashes) == 0 {
+		return next, true
+	}
+	defer m.releaseFetch(hashes)
+	m.fetchesInFlight.Add(1)
+	defer m.fetchesInFlight.Add(-1)
+	ctx, cancel := context.WithTimeout(m.ctx, orphanFetchTimeout)
 	defer cancel()
-	if err := m.fetchBlocks(ctx, f.peer, f.missing); err != nil {
+	blocks, notFound, err := m.RequestBlocks(ctx, f.peer, hashes)
+	if err != nil {
 		m.penalizeIfOffense(f.peer, err)
 		m.log.Debug("fetching orphan parents failed", "peer", f.peer, "err", err)
-		return
+		return next, false
 	}
-	if err := m.fetchMissingParents(ctx, f.peer); err != nil {
-		m.penalizeIfOffense(f.peer, err)
-		return
+	if len(notFound) > 0 {
+		m.cfg.Peers.Penalize(f.peer, offense(PenaltyEmptyPromise, "does not serve %d parents of blocks it sent", len(notFound)))
 	}
-	var left int
-	if err := m.call(ctx, func() { left = len(m.orphans.missingParents()) }); err == nil && left > 0 {
-		if _, err := m.RequestStatus(ctx, f.peer); err == nil {
-			m.pokeSync()
+	if len(blocks) == 0 {
+		return next, true
+	}
+	errs, err := m.submitBatch(ctx, f.peer, blocks)
+	if err != nil {
+		return next, true
+	}
+	var deeper []dag.Hash
+	for _, e := range errs {
+		var mp *dag.MissingParentsError
+		switch {
+		case errors.As(e, &mp):
+			deeper = append(deeper, mp.Missing...)
+		case isOffense(e):
+			m.penalizeIfOffense(f.peer, e)
 		}
+	}
+	switch {
+	case len(deeper) == 0:
+	case f.depth+1 < maxOrphanFetchDepth:
+		next = orphanFetch{peer: f.peer, missing: deeper, depth: f.depth + 1}
+	default:
+		m.exchangeStatus(f.peer) // a deep gap: a session with the sender closes it
+	}
+	return next, true
+}
+
+// claimFetch returns the hashes, at most MaxGetDataHashes, that are neither
+// held nor being fetched, and marks them as being fetched.
+func (m *Manager) claimFetch(hashes []dag.Hash) []dag.Hash {
+	m.fetchMu.Lock()
+	defer m.fetchMu.Unlock()
+	var out []dag.Hash
+	for _, h := range hashes {
+		if len(out) == MaxGetDataHashes {
+			break
+		}
+		if _, busy := m.fetching[h]; !busy && !m.cfg.DAG.HaveBlock(h) {
+			m.fetching[h] = struct{}{}
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (m *Manager) releaseFetch(hashes []dag.Hash) {
+	m.fetchMu.Lock()
+	defer m.fetchMu.Unlock()
+	for _, h := range hashes {
+		delete(m.fetching, h)
 	}
 }

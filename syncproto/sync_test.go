@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"math/big"
 	"slices"
 	"testing"
 	"time"
@@ -108,6 +109,28 @@ func TestSyncPeerKilledMidSync(t *testing.T) {
 	}
 }
 
+// connectedIdle connects a to every peer while nobody is ahead.
+func connectedIdle(t *testing.T, a *testNode, peers ...*testNode) {
+	t.Helper()
+	for _, p := range peers {
+		connect(t, a, p)
+		eventually(t, "handshake", func() bool { _, ok := a.peers.status(p.h.ID()); return ok })
+	}
+}
+
+// connectAtOnce connects a to every peer as if all handshakes were in
+// flight together: the election waits until every status is in.
+func connectAtOnce(t *testing.T, a *testNode, peers ...*testNode) {
+	t.Helper()
+	a.m.hsInFlight.Add(1) // one more handshake in flight, until every status is in
+	for _, p := range peers {
+		connect(t, a, p)
+		eventually(t, "handshake", func() bool { _, ok := a.peers.status(p.h.ID()); return ok })
+	}
+	a.m.hsInFlight.Add(-1)
+	a.m.pokeSync()
+}
+
 func TestElectionPrefersHeavierOnTie(t *testing.T) {
 	light := genDAG(t, 1, 40)
 	heavy := genDAG(t, 2, 120)
@@ -115,13 +138,9 @@ func TestElectionPrefersHeavierOnTie(t *testing.T) {
 	c := newTestNode(t, dag.RegTestParams, fastSync...)
 	load(t, b, light)
 	load(t, c, heavy)
-	a := newTestNode(t, dag.RegTestParams, append(fastSync, WithElectionWait(2*time.Second))...)
-	connect(t, a, b)
-	connect(t, a, c)
-	eventually(t, "the first session", func() bool { return a.m.SyncInfo().Syncing || a.d.Count() > 1 })
+	a := newTestNode(t, dag.RegTestParams, append(fastSync, WithElectionWait(time.Minute))...)
+	connectAtOnce(t, a, b, c)
 	eventually(t, "the union of both DAGs", func() bool { return a.d.Count() == 1+len(light)+len(heavy) })
-	// The first blocks to arrive came from the heavier DAG: a block of the
-	// heavy DAG at height 1 is known, and the first session's peer was c.
 	if got := a.m.Stats().Sessions; got < 2 {
 		t.Fatalf("%d sessions, want one per DAG", got)
 	}
@@ -139,10 +158,8 @@ func TestMajorityBeatsWork(t *testing.T) {
 	load(t, b1, common)
 	load(t, b2, common)
 	load(t, c, heavy)
-	a := newTestNode(t, dag.RegTestParams, append(fastSync, WithElectionWait(3*time.Second))...)
-	connect(t, a, b1)
-	connect(t, a, b2)
-	connect(t, a, c)
+	a := newTestNode(t, dag.RegTestParams, append(fastSync, WithElectionWait(time.Minute))...)
+	connectAtOnce(t, a, b1, b2, c)
 	eventually(t, "the union", func() bool { return a.d.Count() == 1+len(common)+len(heavy) })
 	if first := a.firstSyncPeer(); first != any(b1.h.ID()) && first != any(b2.h.ID()) {
 		t.Fatalf("first sync peer %s, want one of the two agreeing peers", first)
@@ -152,10 +169,19 @@ func TestMajorityBeatsWork(t *testing.T) {
 func TestOrphanParentsFetchedFromSender(t *testing.T) {
 	blocks := genDAG(t, 9, 30)
 	b := newTestNode(t, dag.RegTestParams, WithSampleInterval(time.Hour)) // no sampling: only the orphan path
+	a := newTestNode(t, dag.RegTestParams, WithSampleInterval(time.Hour))
+	connectedIdle(t, a, b)
 	load(t, b, blocks)
-	a := newTestNode(t, dag.RegTestParams, WithSampleInterval(time.Hour), WithElectionWait(time.Hour))
-	connect(t, a, b)
-	eventually(t, "handshake", func() bool { _, ok := a.peers.status(b.h.ID()); return ok })
+	// a holds all but the top three heights: the orphan's ancestry is
+	// within the fetch depth.
+	top, _ := b.d.BlockInfo(blocks[len(blocks)-1].Hash())
+	var below []*dag.Block
+	for _, blk := range blocks {
+		if info, _ := b.d.BlockInfo(blk.Hash()); info.Height <= top.Height-3 {
+			below = append(below, blk)
+		}
+	}
+	load(t, a, below)
 	last := blocks[len(blocks)-1]
 	var mp *dag.MissingParentsError
 	if err := a.m.Submit(context.Background(), b.h.ID(), last); !errors.As(err, &mp) {
@@ -164,6 +190,12 @@ func TestOrphanParentsFetchedFromSender(t *testing.T) {
 	eventually(t, "the orphan to connect", func() bool { return a.d.HaveBlock(last.Hash()) })
 	if a.m.Stats().Orphans != 0 {
 		t.Fatal("orphans left behind")
+	}
+	if n := a.m.Stats().Sessions; n != 0 {
+		t.Fatalf("%d sync sessions: the orphan path alone should have fetched the parents", n)
+	}
+	if a.peers.penalized(b.h.ID(), nil) {
+		t.Fatal("honest sender penalised")
 	}
 }
 
@@ -195,8 +227,8 @@ func TestPartitionHeals(t *testing.T) {
 	}
 }
 
-// badServer is a peer that answers status honestly (claiming a tip we lack)
-// and misbehaves on every other request.
+// badServer is a peer that answers status with a plausible claim of a tip
+// we lack and misbehaves on every other request.
 func badServer(t *testing.T, claim *dag.Block, misbehave func(s network.Stream, req byte, payload []byte)) host.Host {
 	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
@@ -205,10 +237,11 @@ func badServer(t *testing.T, claim *dag.Block, misbehave func(s network.Stream, 
 	}
 	t.Cleanup(func() { h.Close() })
 	p := dag.RegTestParams
-	st := &Status{Genesis: p.GenesisHash, MaxHeight: 5, Count: 6, TotalWork: dag.Work(p.PowLimitBits), Tips: []dag.Hash{claim.Hash()}, TipHeights: []uint64{5}}
+	work := new(big.Int).Mul(dag.Work(p.PowLimitBits), big.NewInt(1000))
+	st := &Status{Genesis: p.GenesisHash, MaxHeight: 500, Count: 1000, TotalWork: work, Tips: []dag.Hash{claim.Hash()}, TipHeights: []uint64{500}}
 	h.SetStreamHandler(ProtocolID(p.Name), func(s network.Stream) {
 		r := bufio.NewReader(s)
-		typ, payload, err := readFrame(r, MsgStatus, MsgGetBlocks, MsgGetData, MsgGetHeight)
+		typ, payload, err := readFrame(r, MsgStatus, MsgGetBlocks, MsgGetData)
 		if err != nil {
 			s.Reset()
 			return
@@ -223,6 +256,9 @@ func badServer(t *testing.T, claim *dag.Block, misbehave func(s network.Stream, 
 	return h
 }
 
+// lastInv is a whole getblocks reply listing hashes.
+func lastInv(hs ...dag.Hash) []byte { return (&Inv{Flags: InvLast, Hashes: hs}).encode() }
+
 func TestBadSyncPeers(t *testing.T) {
 	p := dag.RegTestParams
 	good := genDAG(t, 21, 5)
@@ -234,23 +270,14 @@ func TestBadSyncPeers(t *testing.T) {
 			powBlock = c.Block
 		}
 	}
-	invOf := func(bs ...*dag.Block) []InvEntry {
-		var inv []InvEntry
-		for _, b := range bs {
-			inv = append(inv, InvEntry{Type: InvTypeBlock, Hash: b.Hash(), Height: 1})
-		}
-		return inv
-	}
 	hang := make(chan struct{})
 	t.Cleanup(func() { close(hang) })
 	// Every request other than status gets one of these answers.
 	cases := map[string]func(s network.Stream, req byte, payload []byte){
 		"unrequested block": func(s network.Stream, req byte, _ []byte) {
 			switch req {
-			case MsgGetHeight:
-				writeFrame(s, MsgHashes, encodeHashes(nil))
 			case MsgGetBlocks:
-				writeFrame(s, MsgInv, encodeInv(invOf(good[0])))
+				writeFrame(s, MsgInv, lastInv(good[0].Hash()))
 			case MsgGetData:
 				writeFrame(s, MsgBlock, good[1].Encode()) // not what was asked
 				writeFrame(s, MsgNotFound, encodeHashes(nil))
@@ -259,36 +286,60 @@ func TestBadSyncPeers(t *testing.T) {
 		},
 		"block failing PoW": func(s network.Stream, req byte, _ []byte) {
 			switch req {
-			case MsgGetHeight:
-				writeFrame(s, MsgHashes, encodeHashes(nil))
 			case MsgGetBlocks:
-				writeFrame(s, MsgInv, encodeInv(invOf(powBlock)))
+				writeFrame(s, MsgInv, lastInv(powBlock.Hash()))
 			case MsgGetData:
 				writeFrame(s, MsgBlock, powBlock.Encode())
 				writeFrame(s, MsgNotFound, encodeHashes(nil))
 			}
 			s.Close()
 		},
+		"inventory without the claimed tip": func(s network.Stream, _ byte, _ []byte) {
+			writeFrame(s, MsgInv, lastInv())
+			s.Close()
+		},
+		"notfound for what it listed": func(s network.Stream, req byte, payload []byte) {
+			switch req {
+			case MsgGetBlocks:
+				writeFrame(s, MsgInv, lastInv(claim.Hash()))
+			case MsgGetData:
+				writeFrame(s, MsgNotFound, payload)
+			}
+			s.Close()
+		},
+		"listed a block before its parents": func(s network.Stream, req byte, _ []byte) {
+			switch req {
+			case MsgGetBlocks:
+				writeFrame(s, MsgInv, lastInv(claim.Hash())) // its parents are not listed
+			case MsgGetData:
+				writeFrame(s, MsgBlock, claim.Encode())
+				writeFrame(s, MsgNotFound, encodeHashes(nil))
+			}
+			s.Close()
+		},
+		"garbage after the last frame": func(s network.Stream, _ byte, _ []byte) {
+			writeFrame(s, MsgInv, lastInv())
+			s.Write([]byte{0xde, 0xad})
+			s.Close()
+		},
 		"oversize frame": func(s network.Stream, _ byte, _ []byte) {
-			s.Write([]byte{0xff, 0xff, 0xff, 0x0f, MsgHashes})
+			s.Write([]byte{0xff, 0xff, 0xff, 0x0f, MsgInv})
 			s.Close()
 		},
 		"garbage bytes": func(s network.Stream, _ byte, _ []byte) {
 			s.Write([]byte{0x04, 0xee, 0xde, 0xad, 0xbe})
 			s.Close()
 		},
-		"inv over the limit": func(s network.Stream, req byte, _ []byte) {
-			switch req {
-			case MsgGetHeight:
-				writeFrame(s, MsgHashes, encodeHashes(nil))
-			default:
-				inv := make([]InvEntry, MaxInvEntries+1)
-				for i := range inv {
-					inv[i] = InvEntry{Type: InvTypeBlock, Height: 1}
-					inv[i].Hash[0], inv[i].Hash[1] = byte(i), byte(i>>8)
-				}
-				writeFrame(s, MsgInv, encodeInv(inv)) // over the frame limit too
+		"retired getheight reply": func(s network.Stream, _ byte, _ []byte) {
+			writeFrame(s, 8, encodeHashes(nil))
+			s.Close()
+		},
+		"inv over the limit": func(s network.Stream, _ byte, _ []byte) {
+			hs := make([]dag.Hash, MaxInvEntries+1)
+			for i := range hs {
+				hs[i][0], hs[i][1] = byte(i), byte(i>>8)
 			}
+			writeFrame(s, MsgInv, lastInv(hs...)) // over the frame limit too
 			s.Close()
 		},
 		"never answers": func(s network.Stream, _ byte, _ []byte) {
@@ -309,9 +360,14 @@ func TestBadSyncPeers(t *testing.T) {
 				t.Fatal(err)
 			}
 			eventually(t, "the bad peer to be penalised", func() bool { return a.peers.penalized(bad.ID(), nil) })
+			eventually(t, "the session to end", func() bool { return a.m.SyncInfo().LastSession.Peer == bad.ID() })
 			after := a.d.Status()
 			if after.Count != before.Count || !slices.Equal(after.Tips, before.Tips) {
 				t.Fatalf("bad data changed the DAG: %d -> %d blocks", before.Count, after.Count)
+			}
+			info := a.m.SyncInfo()
+			if len(info.Backoffs) != 1 || info.Backoffs[0].Peer != bad.ID() {
+				t.Fatalf("backoffs %+v, want the bad peer", info.Backoffs)
 			}
 			// Healthy: still accepts a good block.
 			if err := a.m.Submit(context.Background(), "", good[0]); err != nil {

@@ -15,13 +15,22 @@ import (
 // payload. Both peers must agree on these values: a test pins them.
 const (
 	MsgStatus    byte = 1 // status: genesis, tips, max height, block count, total work
-	MsgGetBlocks byte = 2 // getblocks: start height, end hash
-	MsgInv       byte = 3 // inv: (type, hash, height) entries, parents first
+	MsgGetBlocks byte = 2 // getblocks: the client's locator
+	MsgInv       byte = 3 // inv: flags, then block hashes, parents first
 	MsgGetData   byte = 4 // getdata: hashes
 	MsgBlock     byte = 5 // block: one encoded block
 	MsgNotFound  byte = 6 // notfound: hashes the server does not have; ends a getdata reply
-	MsgGetHeight byte = 7 // getheight: the hashes at one height (bitmarkd's listener query)
-	MsgHashes    byte = 8 // hashes: reply to getheight
+	// Types 7 and 8 (getheight, hashes) were sync/1's and are retired: a
+	// frame of either type is an unknown type.
+)
+
+// Inv flags.
+const (
+	// InvLast marks the last inv frame of a getblocks reply.
+	InvLast byte = 1 << 0
+	// InvMore, on the last frame, says the reply stopped at MaxInvPerReply
+	// blocks: the client fetches them and asks again.
+	InvMore byte = 1 << 1
 )
 
 // Limits. Every one is checked before reading the bytes it bounds.
@@ -31,24 +40,28 @@ const (
 	// per block), and the election only needs to compare a prefix.
 	MaxStatusTips = 64
 
-	// MaxInvEntries bounds one inv: 2,000 entries (82 KB) answer one getblocks
-	// round trip, enough to keep a pipeline of getdata batches busy.
+	// MaxInvEntries bounds one inv frame: 2,000 hashes (64 KB), so the
+	// client can start fetching while the rest of a long reply is on its way.
 	MaxInvEntries = 2000
+
+	// MaxInvPerReply bounds the blocks one getblocks reply lists: enough for
+	// an initial sync to run a long while on one request, small enough for
+	// the client to hold (3.2 MB of hashes). A longer answer ends with
+	// InvMore.
+	MaxInvPerReply = 100_000
+
+	// MaxLocatorHashes bounds a getblocks locator: dag.MaxLocatorTips tips
+	// plus a doubling walk down the selected chain (64 steps cover 2^64
+	// blocks).
+	MaxLocatorHashes = dag.MaxLocatorTips + 64
 
 	// MaxGetDataHashes bounds one getdata: 500 blocks (at most ~680 KB) per
 	// request keeps a single reply under a second on slow links.
 	MaxGetDataHashes = 500
 
-	// MaxHeightHashes bounds a hashes reply: more blocks at one height than
-	// this is not a DAG honest miners make.
-	MaxHeightHashes = 1024
-
 	// maxWorkBytes bounds the total-work integer (256-bit work per block
 	// summed over at most 2^64 blocks fits in 40 bytes).
 	maxWorkBytes = 40
-
-	// InvTypeBlock is the only inventory type.
-	InvTypeBlock byte = 1
 )
 
 // maxPayload is the largest payload each message type may carry.
@@ -57,25 +70,18 @@ func maxPayload(t byte) (int, bool) {
 	case MsgStatus:
 		return dag.HashSize + 8 + 8 + 1 + maxWorkBytes + 2 + MaxStatusTips*tipEntrySize, true
 	case MsgGetBlocks:
-		return 8 + dag.HashSize, true
+		return 2 + MaxLocatorHashes*dag.HashSize, true
 	case MsgInv:
-		return 2 + MaxInvEntries*invEntrySize, true
+		return 1 + 2 + MaxInvEntries*dag.HashSize, true
 	case MsgGetData, MsgNotFound:
 		return 2 + MaxGetDataHashes*dag.HashSize, true
 	case MsgBlock:
 		return dag.MaxBlockSize, true
-	case MsgGetHeight:
-		return 8, true
-	case MsgHashes:
-		return 2 + MaxHeightHashes*dag.HashSize, true
 	}
 	return 0, false
 }
 
-const (
-	invEntrySize = 1 + dag.HashSize + 8
-	tipEntrySize = dag.HashSize + 8
-)
+const tipEntrySize = dag.HashSize + 8
 
 // Penalties the peer tracker adds for each kind of offense (it bans at 100).
 const (
@@ -83,11 +89,16 @@ const (
 	PenaltyMalformed = 100
 	// PenaltyUnrequested: a block nobody asked for.
 	PenaltyUnrequested = 50
-	// PenaltyEmptyPromise: the peer claimed blocks it then did not serve.
+	// PenaltyEmptyPromise: the peer claimed blocks it then did not serve
+	// (notfound for tips or listed blocks, an inventory without its tips,
+	// parents of blocks it forwarded).
 	PenaltyEmptyPromise = 50
-	// PenaltyStall: no progress within StallTimeout while we synced from it;
-	// slow links happen, so a stall alone does not ban.
-	PenaltyStall = 34
+	// PenaltyStall: as sync peer, it let StallTimeout pass without a frame.
+	// Slow links happen: a stall alone does not ban, and scores decay.
+	PenaltyStall = 20
+	// PenaltyOrphan: one orphan it sent whose parents never came within
+	// orphanGrace (a flooder's orphans, past its share of the pool).
+	PenaltyOrphan = 2
 	// PenaltyWrongNetwork: another network's peer is never useful.
 	PenaltyWrongNetwork = 100
 )
@@ -127,6 +138,13 @@ func writeFrame(w io.Writer, t byte, payload []byte) error {
 	}
 	_, err := w.Write(payload)
 	return err
+}
+
+// frameOverhead is the bytes a frame adds to its payload: the length
+// uvarint and the type.
+func frameOverhead(payload int) int {
+	var buf [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(buf[:], uint64(payload+1)) + 1
 }
 
 // readFrame reads one frame, checking the announced length against the
@@ -263,70 +281,26 @@ func decodeHashes(p []byte, limit int) ([]dag.Hash, error) {
 	return hs, nil
 }
 
-// GetBlocks asks for the inventory from StartHeight up to EndHash (the zero
-// hash: up to the server's tips).
-type GetBlocks struct {
-	StartHeight uint64
-	EndHash     dag.Hash
+// Inv is one inv frame: flags (InvLast, InvMore) and the hashes of blocks
+// the server has, parents before children.
+type Inv struct {
+	Flags  byte
+	Hashes []dag.Hash
 }
 
-func (g *GetBlocks) encode() []byte {
-	b := binary.LittleEndian.AppendUint64(nil, g.StartHeight)
-	return append(b, g.EndHash[:]...)
+func (inv *Inv) encode() []byte {
+	return append([]byte{inv.Flags}, encodeHashes(inv.Hashes)...)
 }
 
-func decodeGetBlocks(p []byte) (*GetBlocks, error) {
-	if len(p) != 8+dag.HashSize {
-		return nil, violation("getblocks of %d bytes", len(p))
-	}
-	g := &GetBlocks{StartHeight: binary.LittleEndian.Uint64(p)}
-	copy(g.EndHash[:], p[8:])
-	return g, nil
-}
-
-// InvEntry names one block the server has.
-type InvEntry struct {
-	Type   byte
-	Hash   dag.Hash
-	Height uint64
-}
-
-func encodeInv(inv []InvEntry) []byte {
-	b := make([]byte, 0, 2+len(inv)*invEntrySize)
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(inv)))
-	for _, e := range inv {
-		b = append(b, e.Type)
-		b = append(b, e.Hash[:]...)
-		b = binary.LittleEndian.AppendUint64(b, e.Height)
-	}
-	return b
-}
-
-func decodeInv(p []byte) ([]InvEntry, error) {
-	if len(p) < 2 {
+func decodeInv(p []byte) (*Inv, error) {
+	if len(p) < 1 {
 		return nil, violation("inv truncated")
 	}
-	n := int(binary.LittleEndian.Uint16(p))
-	if n > MaxInvEntries {
-		return nil, violation("inv of %d entries, at most %d", n, MaxInvEntries)
+	inv := &Inv{Flags: p[0]}
+	if inv.Flags&^(InvLast|InvMore) != 0 || inv.Flags == InvMore {
+		return nil, violation("inv flags %#x", inv.Flags)
 	}
-	p = p[2:]
-	if len(p) != n*invEntrySize {
-		return nil, violation("inv of %d entries has %d bytes", n, len(p))
-	}
-	inv := make([]InvEntry, n)
-	for i := range inv {
-		e := p[i*invEntrySize:]
-		inv[i].Type = e[0]
-		if inv[i].Type != InvTypeBlock {
-			return nil, violation("unknown inventory type %d", e[0])
-		}
-		copy(inv[i].Hash[:], e[1:])
-		inv[i].Height = binary.LittleEndian.Uint64(e[1+dag.HashSize:])
-	}
-	return inv, nil
+	var err error
+	inv.Hashes, err = decodeHashes(p[1:], MaxInvEntries)
+	return inv, err
 }
-
-func leUint64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
-
-func leAppendUint64(b []byte, v uint64) []byte { return binary.LittleEndian.AppendUint64(b, v) }

@@ -17,15 +17,16 @@ func TestSharedConstants(t *testing.T) {
 	for name, c := range map[string][2]int{
 		"MsgStatus": {int(MsgStatus), 1}, "MsgGetBlocks": {int(MsgGetBlocks), 2}, "MsgInv": {int(MsgInv), 3},
 		"MsgGetData": {int(MsgGetData), 4}, "MsgBlock": {int(MsgBlock), 5}, "MsgNotFound": {int(MsgNotFound), 6},
-		"MsgGetHeight": {int(MsgGetHeight), 7}, "MsgHashes": {int(MsgHashes), 8},
+		"InvLast": {int(InvLast), 1}, "InvMore": {int(InvMore), 2},
 		"MaxStatusTips": {MaxStatusTips, 64}, "MaxInvEntries": {MaxInvEntries, 2000},
-		"MaxGetDataHashes": {MaxGetDataHashes, 500}, "MaxHeightHashes": {MaxHeightHashes, 1024},
+		"MaxInvPerReply": {MaxInvPerReply, 100_000}, "MaxLocatorHashes": {MaxLocatorHashes, 128},
+		"MaxGetDataHashes": {MaxGetDataHashes, 500},
 	} {
 		if c[0] != c[1] {
 			t.Errorf("%s = %d, pinned at %d", name, c[0], c[1])
 		}
 	}
-	if got := ProtocolID("simnet"); got != "/dagnode/simnet/sync/1" {
+	if got := ProtocolID("simnet"); got != "/dagnode/simnet/sync/2" {
 		t.Errorf("protocol id %s", got)
 	}
 }
@@ -98,13 +99,41 @@ func TestDecodeListsRejectOverLimit(t *testing.T) {
 	if _, err := decodeHashes(encodeHashes(over), MaxGetDataHashes); err == nil {
 		t.Error("getdata over the limit accepted")
 	}
-	inv := make([]InvEntry, 2)
-	raw := encodeInv(inv) // type 0 is unknown
-	if _, err := decodeInv(raw); err == nil {
-		t.Error("inv entry of unknown type accepted")
+	if _, err := decodeInv((&Inv{Flags: InvMore}).encode()); err == nil {
+		t.Error("inv with InvMore but not InvLast accepted")
 	}
-	if _, err := decodeInv(append(encodeInv(nil), 0)); err == nil {
+	if _, err := decodeInv((&Inv{Flags: 4}).encode()); err == nil {
+		t.Error("inv with an unknown flag accepted")
+	}
+	if _, err := decodeInv(append((&Inv{Flags: InvLast}).encode(), 0)); err == nil {
 		t.Error("inv with trailing byte accepted")
+	}
+	if _, err := decodeInv((&Inv{Hashes: make([]dag.Hash, MaxInvEntries+1)}).encode()); err == nil {
+		t.Error("inv over the limit accepted")
+	}
+	for _, retired := range []byte{7, 8} {
+		var b bytes.Buffer
+		writeFrame(&b, retired, make([]byte, 8))
+		var pe *ProtocolError
+		if _, _, err := readFrame(bufio.NewReader(&b), MsgStatus, MsgGetBlocks, MsgGetData); !errors.As(err, &pe) {
+			t.Errorf("retired sync/1 type %d: %v, want a ProtocolError", retired, err)
+		}
+	}
+}
+
+func TestInvVector(t *testing.T) {
+	var h dag.Hash
+	for i := range h {
+		h[i] = byte(i)
+	}
+	var buf bytes.Buffer
+	if err := writeFrame(&buf, MsgInv, (&Inv{Flags: InvLast | InvMore, Hashes: []dag.Hash{h}}).encode()); err != nil {
+		t.Fatal(err)
+	}
+	const want = "24" + "03" + "03" + "0100" + // length 36, type inv, flags last|more, one hash
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	if got := hex.EncodeToString(buf.Bytes()); got != want {
+		t.Fatalf("inv frame\n got %s\nwant %s", got, want)
 	}
 }
 
@@ -113,9 +142,9 @@ func FuzzReadFrame(f *testing.F) {
 	st := &Status{TotalWork: big.NewInt(5), Tips: make([]dag.Hash, 2), TipHeights: []uint64{1, 2}}
 	writeFrame(&b, MsgStatus, st.encode())
 	f.Add(b.Bytes())
-	f.Add([]byte{0x02, MsgInv, 0})
+	f.Add([]byte{0x04, MsgInv, InvLast, 0, 0})
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		typ, payload, err := readFrame(bufio.NewReader(bytes.NewReader(raw)), MsgStatus, MsgInv, MsgGetData, MsgGetBlocks, MsgHashes, MsgBlock)
+		typ, payload, err := readFrame(bufio.NewReader(bytes.NewReader(raw)), MsgStatus, MsgInv, MsgGetData, MsgGetBlocks, MsgBlock)
 		if err != nil {
 			return
 		}
@@ -125,16 +154,12 @@ func FuzzReadFrame(f *testing.F) {
 				t.Fatal("status does not re-encode to the same bytes")
 			}
 		case MsgInv:
-			if inv, err := decodeInv(payload); err == nil && !bytes.Equal(encodeInv(inv), payload) {
+			if inv, err := decodeInv(payload); err == nil && !bytes.Equal(inv.encode(), payload) {
 				t.Fatal("inv does not re-encode to the same bytes")
 			}
-		case MsgGetData, MsgHashes:
-			if hs, err := decodeHashes(payload, MaxHeightHashes); err == nil && !bytes.Equal(encodeHashes(hs), payload) {
+		case MsgGetData, MsgGetBlocks:
+			if hs, err := decodeHashes(payload, MaxLocatorHashes); err == nil && !bytes.Equal(encodeHashes(hs), payload) {
 				t.Fatal("hash list does not re-encode to the same bytes")
-			}
-		case MsgGetBlocks:
-			if g, err := decodeGetBlocks(payload); err == nil && !bytes.Equal(g.encode(), payload) {
-				t.Fatal("getblocks does not re-encode")
 			}
 		case MsgBlock:
 			_, _ = dag.DecodeBlock(payload)

@@ -388,13 +388,11 @@ func (n *node) submitBlock(ctx context.Context, b *dag.Block) error {
 
 // gossipBlock is the gossip validator's way into the DAG. A block that
 // passes every check is accepted (and so forwarded) at once and written by
-// the sync manager in the background: forwarding does not wait for the disk
-// at every hop. An orphan goes to the sync manager synchronously, which
-// keeps it and fetches its parents from the sender.
+// the sync manager in the background, also in sync mode: forwarding does
+// not wait for the disk at every hop. An orphan goes to the sync manager
+// synchronously, which keeps it and fetches its parents from the sender (in
+// sync mode it is dropped: the session brings what we lack).
 func (n *node) gossipBlock(ctx context.Context, from peer.ID, b *dag.Block) error {
-	if err := n.sync.Accepting(from); err != nil {
-		return fmt.Errorf("%w: %w", gossip.ErrDeferred, err)
-	}
 	hash, err := n.dag.CheckBlock(b)
 	var mp *dag.MissingParentsError
 	switch {
@@ -406,7 +404,7 @@ func (n *node) gossipBlock(ctx context.Context, from peer.ID, b *dag.Block) erro
 		return nil
 	case errors.As(err, &mp):
 		err = n.sync.Submit(ctx, from, b)
-		if errors.Is(err, syncproto.ErrSyncing) { // sync mode began meanwhile
+		if errors.Is(err, syncproto.ErrSyncing) {
 			return fmt.Errorf("%w: %w", gossip.ErrDeferred, err)
 		}
 	}
