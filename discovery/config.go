@@ -78,6 +78,15 @@ const (
 
 	// maxBackoffEntries bounds the per-peer backoff table.
 	maxBackoffEntries = 4096
+
+	// routingWaitMax bounds the wait for a DHT peer that has identified to
+	// enter the routing table: kad-dht first checks it with a FIND_NODE
+	// (its lookup check, bounded by a 10 s timeout of its own).
+	routingWaitMax = 15 * time.Second
+
+	// routingPoll is how often the routing table's size is read while a
+	// DHT peer is expected in it.
+	routingPoll = 25 * time.Millisecond
 )
 
 // ProtectTag is the tag passed to Config.Protect for Connect and Persistent
@@ -132,15 +141,29 @@ type DHTMode int
 
 // DHT modes.
 const (
-	// DHTModeAuto is a DHT server while AutoNAT reports the node publicly
-	// reachable, a client otherwise.
+	// DHTModeAuto answers queries unless the host has learned that it is
+	// private: a server while its reachability is unknown or public, a
+	// client once private (kad-dht's ModeAutoServer, following the host's
+	// EvtLocalReachabilityChanged). kad-dht's own ModeAuto is a client until
+	// AutoNAT says public, which on loopback, on a LAN and for the first
+	// node of a network never happens: nobody would serve, and nodes would
+	// never find each other. See the package documentation.
 	DHTModeAuto DHTMode = iota
-	// DHTModeServer always answers queries (needed on loopback and LANs,
-	// where AutoNAT never reports public reachability).
+	// DHTModeServer always answers queries.
 	DHTModeServer
 	// DHTModeClient never answers queries.
 	DHTModeClient
 )
+
+// ParseDHTMode returns the mode named "auto", "server" or "client".
+func ParseDHTMode(name string) (DHTMode, error) {
+	for _, m := range []DHTMode{DHTModeAuto, DHTModeServer, DHTModeClient} {
+		if m.String() == name {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("discovery: DHT mode %q: want auto, server or client", name)
+}
 
 // String returns the mode's name.
 func (m DHTMode) String() string {

@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"math/rand"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -44,6 +45,9 @@ func (s *Service) dialLoop() {
 // called from the dial loop.
 func (s *Service) dialRound() time.Duration {
 	s.dialRounds.Add(1)
+	s.dmu.Lock()
+	s.pruneRetries(time.Now())
+	s.dmu.Unlock()
 	next := s.opts.interval
 	consider := func(ai peer.AddrInfo, kind string) {
 		if _, wait := s.tryDial(ai, kind); wait > 0 && wait < next {
@@ -177,10 +181,22 @@ func (s *Service) markConnected(p peer.ID) {
 // markDisconnected resets p's backoff if its connection outlived the longest
 // backoff, so a stable peer is redialed at once while a flapping one keeps
 // backing off. Called from the event loop.
+//
+// The entry of a peer that is not configured (bootstrap, persistent) is
+// deleted instead when its backoff would be reset, since it then holds
+// nothing worth keeping; entries of flapping peers go once their backoff
+// has run out for longer than the longest backoff (pruneRetries, every dial
+// round), so the table follows the peers that come and go.
 func (s *Service) markDisconnected(p peer.ID) {
+	configured := s.isMust(p) || s.isBootstrap(p)
 	s.dmu.Lock()
 	if r := s.retries[p]; r != nil && !r.since.IsZero() {
 		if time.Since(r.since) >= s.opts.backoffMax {
+			if !configured {
+				delete(s.retries, p)
+				s.dmu.Unlock()
+				return
+			}
 			r.strat.Reset()
 			r.next = time.Time{}
 		}
@@ -189,15 +205,27 @@ func (s *Service) markDisconnected(p peer.ID) {
 	s.dmu.Unlock()
 }
 
+// isBootstrap reports whether p is a bootstrap peer.
+func (s *Service) isBootstrap(p peer.ID) bool {
+	return slices.ContainsFunc(s.bootstrap, func(ai peer.AddrInfo) bool { return ai.ID == p })
+}
+
 // pruneRetries drops backoff entries of peers that are not connected and
 // whose backoff ran out more than the longest backoff ago. Called with dmu
 // held.
 func (s *Service) pruneRetries(now time.Time) {
 	for p, r := range s.retries {
-		if r.since.IsZero() && !s.isMust(p) && now.Sub(r.next) > s.opts.backoffMax {
+		if r.since.IsZero() && !s.isMust(p) && !s.isBootstrap(p) && now.Sub(r.next) > s.opts.backoffMax {
 			delete(s.retries, p)
 		}
 	}
+}
+
+// retryEntries returns the size of the per-peer backoff table.
+func (s *Service) retryEntries() int {
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	return len(s.retries)
 }
 
 func (s *Service) inflightCount() int {

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/event"
@@ -43,9 +44,15 @@ func (s *Service) handleEvent(e any) {
 		if s.speaksNetwork(ev.Protocols) {
 			s.remember(ev.Peer)
 		}
+		if s.kad != nil && slices.Contains(ev.Protocols, s.kadProtocol()) {
+			signal(s.dhtPeer)
+		}
 	case event.EvtPeerProtocolsUpdated:
 		if s.speaksNetwork(ev.Added) && s.cfg.Host.Network().Connectedness(ev.Peer) == network.Connected {
 			s.remember(ev.Peer)
+		}
+		if s.kad != nil && slices.Contains(ev.Added, s.kadProtocol()) {
+			signal(s.dhtPeer)
 		}
 	}
 }

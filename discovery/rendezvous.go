@@ -7,20 +7,39 @@ import (
 	"github.com/libp2p/go-libp2p/core/discovery"
 )
 
-// advertiseLoop advertises this node under the rendezvous namespace, again
-// before the returned TTL runs out (at 7/8 of it, between the discovery
-// interval and maxReadvertise); failures (typically an empty routing table
-// right after start) are retried with backoff.
+// advertiseLoop advertises this node under the rendezvous namespace as soon
+// as the routing table has a peer (at start, or when the routing watch says
+// it gained its first one), again before the returned TTL runs out (at 7/8
+// of it, between the discovery interval and maxReadvertise); failures and
+// an empty routing table are retried with backoff.
 func (s *Service) advertiseLoop() {
 	defer s.wg.Done()
 	strat := s.newRoundBackoff()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	advertised := false // since the routing table was last empty
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-timer.C:
+		case <-s.advKick:
+			if advertised {
+				continue // the timer already holds the next advertisement
+			}
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+		if s.kad.RoutingTable().Size() == 0 {
+			// Nobody to store the record: wait for the routing watch's kick
+			// (or, as a fallback, the backoff).
+			advertised = false
+			timer.Reset(strat.Delay())
+			continue
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, s.opts.routingTimeout)
 		ttl, err := s.disc.Advertise(ctx, s.namespace)
@@ -34,6 +53,7 @@ func (s *Service) advertiseLoop() {
 			s.log.Debug("cannot advertise", "namespace", s.namespace, "err", err, "retry_in", wait)
 		} else {
 			strat.Reset()
+			advertised = true
 			wait = readvertiseDelay(ttl, s.opts.interval)
 			s.smu.Lock()
 			s.lastAdvertise = time.Now()
@@ -52,8 +72,8 @@ func readvertiseDelay(ttl, floor time.Duration) time.Duration {
 
 // rendezvousLoop bootstraps the DHT, then, while fewer than TargetPeers are
 // connected, looks up the rendezvous namespace every discovery interval
-// (sooner, with backoff, while rounds find nobody to dial) and dials what it
-// finds.
+// (sooner, with backoff, while rounds find nobody to dial; at once when the
+// routing table gains its first peer) and dials what it finds.
 func (s *Service) rendezvousLoop() {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.routingTimeout)
@@ -70,6 +90,19 @@ func (s *Service) rendezvousLoop() {
 		case <-s.ctx.Done():
 			return
 		case <-timer.C:
+		case <-s.rdvKick:
+			strat.Reset()
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+		if s.kad.RoutingTable().Size() == 0 {
+			s.roundsEmpty.Add(1)
+			timer.Reset(strat.Delay()) // nobody to ask; the routing watch kicks
+			continue
 		}
 		if s.connected() >= s.target {
 			strat.Reset()
@@ -134,4 +167,46 @@ func (s *Service) rendezvousRound() RoundResult {
 	s.log.Debug("rendezvous round", "namespace", s.namespace, "found", res.Found, "dialed", res.Dialed,
 		"connected", s.connected(), "err", res.Err)
 	return res
+}
+
+// routingWatchLoop turns "a DHT server identified" (from the event loop)
+// into "the routing table gained its first peer": kad-dht adds an
+// identified server to its table only after a FIND_NODE check, and offers
+// no event for it, so the table's size is read every routingPoll until the
+// peer is in (or routingWaitMax passes). When the table goes from empty to
+// not empty, the advertise and rendezvous loops run at once instead of
+// waiting for their timers.
+func (s *Service) routingWatchLoop() {
+	defer s.wg.Done()
+	rt := s.kad.RoutingTable()
+	poll := time.NewTicker(routingPoll)
+	defer poll.Stop()
+	wasEmpty := true
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.dhtPeer:
+		}
+		if rt.Size() > 0 {
+			wasEmpty = false
+			continue
+		}
+		wasEmpty = true
+		deadline := time.Now().Add(routingWaitMax)
+		for wasEmpty && time.Now().Before(deadline) {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-poll.C:
+			}
+			if rt.Size() > 0 {
+				wasEmpty = false
+				s.log.Debug("routing table gained its first peer; advertising and looking up now",
+					"namespace", s.namespace)
+				signal(s.advKick)
+				signal(s.rdvKick)
+			}
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,9 @@ type Service struct {
 	mdns    mdns.Service
 
 	kick      chan struct{}      // wakes the dial loop; buffer 1
+	dhtPeer   chan struct{}      // a DHT server identified: watch the routing table; buffer 1
+	advKick   chan struct{}      // the routing table gained its first peer: advertise now; buffer 1
+	rdvKick   chan struct{}      // the routing table gained its first peer: look up now; buffer 1
 	mdnsFound chan peer.AddrInfo // from the mDNS notifee to its loop
 	dialSem   chan struct{}      // one token per dial in flight
 
@@ -73,6 +77,7 @@ type Service struct {
 	lastAdvertise time.Time
 
 	rounds       atomic.Uint64
+	roundsEmpty  atomic.Uint64
 	rdvDials     atomic.Uint64
 	dialRounds   atomic.Uint64
 	dialAttempts atomic.Uint64
@@ -108,8 +113,9 @@ type Stats struct {
 	ConnectedPeers int
 	// TargetPeers is the number of peers the service tries to keep.
 	TargetPeers int
-	// Rounds counts rendezvous rounds since Start.
-	Rounds uint64
+	// Rounds counts rendezvous rounds since Start; EmptyTableRounds the
+	// rounds skipped because the DHT's routing table was empty.
+	Rounds, EmptyTableRounds uint64
 	// LastRound is the last rendezvous round's result.
 	LastRound RoundResult
 	// RendezvousDials counts dials started from rendezvous results.
@@ -121,6 +127,13 @@ type Stats struct {
 	// MDNSFound counts peers reported by mDNS; MDNSDropped those dropped
 	// because the queue was full.
 	MDNSFound, MDNSDropped uint64
+	// DHTServing reports whether the DHT answers queries now (see
+	// DHTModeAuto); RoutingTable is the number of peers in its routing
+	// table. Both zero without a DHT.
+	DHTServing   bool
+	RoutingTable int
+	// BackoffEntries is the size of the per-peer redial backoff table.
+	BackoffEntries int
 }
 
 // New validates cfg and opts and returns a service that does nothing until
@@ -167,6 +180,9 @@ func New(cfg Config, opts ...Option) (*Service, error) {
 		backoffs: backoff.NewExponentialBackoff(o.backoffMin, o.backoffMax, backoff.FullJitter,
 			o.backoffMin, 2, 0, rand.NewSource(time.Now().UnixNano())),
 		kick:      make(chan struct{}, 1),
+		dhtPeer:   make(chan struct{}, 1),
+		advKick:   make(chan struct{}, 1),
+		rdvKick:   make(chan struct{}, 1),
 		mdnsFound: make(chan peer.AddrInfo, mdnsQueueSize),
 		dialSem:   make(chan struct{}, o.maxDials),
 		retries:   make(map[peer.ID]*retryState),
@@ -253,9 +269,10 @@ func (s *Service) Start() error {
 	go s.eventLoop()
 	go s.dialLoop()
 	if s.kad != nil {
-		s.wg.Add(2)
+		s.wg.Add(3)
 		go s.advertiseLoop()
 		go s.rendezvousLoop()
+		go s.routingWatchLoop()
 	}
 	if s.cfg.MDNS && !s.connectOnly {
 		svc := mdns.NewMdnsService(h, s.mdnsName, mdnsNotifee{s})
@@ -309,11 +326,19 @@ func (s *Service) Stats() Stats {
 	st.ConnectedPeers = len(s.cfg.Host.Network().Peers())
 	st.TargetPeers = s.target
 	st.Rounds = s.rounds.Load()
+	st.EmptyTableRounds = s.roundsEmpty.Load()
 	st.RendezvousDials = s.rdvDials.Load()
 	st.DialAttempts = s.dialAttempts.Load()
 	st.DialFailures = s.dialFailures.Load()
 	st.MDNSFound = s.mdnsFoundN.Load()
 	st.MDNSDropped = s.mdnsDropped.Load()
+	st.DHTServing = s.DHTServing()
+	s.mu.Lock()
+	if s.kad != nil {
+		st.RoutingTable = s.kad.RoutingTable().Size()
+	}
+	s.mu.Unlock()
+	st.BackoffEntries = s.retryEntries()
 	return st
 }
 
@@ -325,7 +350,31 @@ func kadMode(m DHTMode) dht.ModeOpt {
 	case DHTModeClient:
 		return dht.ModeClient
 	}
-	return dht.ModeAuto
+	return dht.ModeAutoServer
+}
+
+// DHTServing reports whether the DHT answers queries now: its protocol is
+// registered on the host (kad-dht adds and removes the handler as it
+// switches mode). False without a DHT.
+func (s *Service) DHTServing() bool {
+	s.mu.Lock()
+	kad := s.kad
+	s.mu.Unlock()
+	if kad == nil {
+		return false
+	}
+	return slices.Contains(s.cfg.Host.Mux().Protocols(), s.kadProtocol())
+}
+
+// kadProtocol is the DHT's protocol id, /dagnode/<network>/kad/1.0.0.
+func (s *Service) kadProtocol() protocol.ID { return s.protoPrefix + "/kad/1.0.0" }
+
+// signal sends on a buffer-1 channel without blocking.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // dhtBootstrapPeers returns the peers the DHT falls back on when its routing
