@@ -111,8 +111,16 @@ type NetworkInfo struct {
 	ListenAddrs []string
 	// ObservedAddrs are our addresses as peers see them (identify).
 	ObservedAddrs []string
-	// Reachability is "public", "private" or "unknown" (AutoNAT).
+	// Reachability is "public", "private" or "unknown": the host's verdict,
+	// which its relay service, AutoRelay and DHT mode follow.
 	Reachability string
+	// ReachabilityBasis is where it comes from: "autonat-v2",
+	// "autonat-v1", "forced" or "none".
+	ReachabilityBasis string
+	// ExternalAddrs are the operator's --externaladdr addresses.
+	ExternalAddrs []string
+	// DHTMode is "server" (answers DHT queries), "client" or "off".
+	DHTMode string
 	// ReachabilitySince is when Reachability last changed.
 	ReachabilitySince time.Time
 	// ReachabilityConfidence is AutoNAT's confidence, 0 to 3; -1 unknown.
@@ -359,6 +367,11 @@ type NetworkInfoResult struct {
 	ListenAddrs   []string `json:"listenaddrs"`
 	ObservedAddrs []string `json:"observedaddrs"`
 	Reachability  string   `json:"reachability"`
+	// ReachabilityBasis: "autonat-v2", "autonat-v1", "forced" or "none".
+	ReachabilityBasis string   `json:"reachabilitybasis"`
+	ExternalAddrs     []string `json:"externaladdrs"`
+	// DHTMode: "server", "client" or "off".
+	DHTMode string `json:"dhtmode"`
 	// ReachabilityConfidence is AutoNAT's, 0 to 3 (-1: unknown).
 	ReachabilityConfidence int `json:"reachabilityconfidence"`
 	// ReachabilitySince is a unix time.
@@ -388,6 +401,9 @@ func (s *Server) handleGetNetworkInfo(context.Context, args) (any, error) {
 		ListenAddrs:            orEmpty(ni.ListenAddrs),
 		ObservedAddrs:          orEmpty(ni.ObservedAddrs),
 		Reachability:           ni.Reachability,
+		ReachabilityBasis:      ni.ReachabilityBasis,
+		ExternalAddrs:          orEmpty(ni.ExternalAddrs),
+		DHTMode:                ni.DHTMode,
 		ReachabilityConfidence: ni.ReachabilityConfidence,
 		ReachableAddrs:         orEmpty(ni.ReachableAddrs),
 		UnreachableAddrs:       orEmpty(ni.UnreachableAddrs),

@@ -16,6 +16,8 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/dagnode/dagnode/dag"
+	"github.com/dagnode/dagnode/discovery"
+	"github.com/dagnode/dagnode/host"
 	"github.com/dagnode/dagnode/keys"
 )
 
@@ -49,6 +51,9 @@ type config struct {
 	Reachability   string   `long:"reachability" description:"public or private: skip AutoNAT's verdict (public for a server known to be reachable); default: learn it" toml:"reachability"`
 	Relay          []string `long:"relay" description:"static relay multiaddr with /p2p/ID, tried before other relays (repeatable)" toml:"relay"`
 	NoNAT          bool     `long:"nonat" description:"do not ask the router for a port mapping (UPnP/NAT-PMP)" toml:"nonat"`
+	DHTMode        string   `long:"dhtmode" description:"auto (answer DHT queries unless this node is known to be private), server or client" toml:"dhtmode"`
+	ExternalAddr   []string `long:"externaladdr" description:"address this node is reachable at, e.g. /ip4/203.0.113.7/tcp/9700 behind a port forward; announced to peers and in the DHT (repeatable)" toml:"externaladdr"`
+	ReusePort      bool     `long:"reuseport" description:"allow listening on a port another process already holds (SO_REUSEPORT sharing); default: refuse to start" toml:"reuseport"`
 
 	RPCListen []string `long:"rpclisten" description:"JSON-RPC host:port (repeatable; default 127.0.0.1 and the network's RPC port)" toml:"rpclisten"`
 	RPCUser   string   `long:"rpcuser" description:"JSON-RPC user name (default: a random cookie in <datadir>/.cookie)" toml:"rpcuser"`
@@ -65,6 +70,7 @@ type config struct {
 	addPeer    []peer.AddrInfo
 	relays     []peer.AddrInfo
 	mdns       bool
+	dhtMode    discovery.DHTMode
 }
 
 func defaultConfig() config {
@@ -145,7 +151,36 @@ func loadConfig(args []string, out io.Writer) (*config, error) {
 	if len(rest) > 0 {
 		return nil, usagef("unexpected argument %q (commands: keys, rpc)", rest[0])
 	}
-	return &cfg, cfg.validate()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkPorts(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// checkPorts refuses listen ports that another process holds (unless
+// --reuseport): libp2p listens with SO_REUSEPORT, so a second node on the
+// same port would otherwise start silently and share it. It runs before
+// anything is written to the data directory.
+func (c *config) checkPorts() error {
+	if c.ReusePort {
+		return nil
+	}
+	addrs, err := host.ListenAddrs(c.params.Name, c.Listen)
+	if err != nil {
+		return usagef("--listen: %v", err)
+	}
+	if err := host.CheckListenPorts(addrs); err != nil {
+		var pe *host.PortInUseError
+		if errors.As(err, &pe) {
+			return usagef("--listen %s: %s port %d is already in use by another process "+
+				"(choose another port, or pass --reuseport to share it)", pe.Addr, pe.Network, pe.Port)
+		}
+		return usagef("--listen: %v", err)
+	}
+	return nil
 }
 
 // validate checks every value and fills the derived fields.
@@ -193,6 +228,17 @@ func (c *config) validate() error {
 	case "", "public", "private":
 	default:
 		return usagef("--reachability %q: want public or private (or leave it out to learn it)", c.Reachability)
+	}
+	if c.DHTMode == "" {
+		c.DHTMode = discovery.DHTModeAuto.String()
+	}
+	if c.dhtMode, err = discovery.ParseDHTMode(c.DHTMode); err != nil {
+		return usagef("--dhtmode %q: want auto, server or client", c.DHTMode)
+	}
+	for _, a := range c.ExternalAddr {
+		if _, err := host.ParseExternalAddr(a); err != nil {
+			return usagef("--externaladdr %q: %v", a, err)
+		}
 	}
 	if (c.RPCUser == "") != (c.RPCPass == "") {
 		return usagef("--rpcuser and --rpcpass go together (or neither, for cookie auth)")

@@ -23,7 +23,7 @@ import (
 // testNodeOptions shorten every timer for in-process networks.
 var testNodeOptions = nodeOptions{
 	syncOpts: []syncproto.Option{syncproto.WithElectionWait(200 * time.Millisecond), syncproto.WithSampleInterval(time.Second), syncproto.WithStallTimeout(3 * time.Second)},
-	discOpts: []discovery.Option{discovery.WithDiscoveryInterval(500 * time.Millisecond), discovery.WithBackoff(100*time.Millisecond, time.Second), discovery.WithDHTMode(discovery.DHTModeServer)},
+	discOpts: []discovery.Option{discovery.WithDiscoveryInterval(500 * time.Millisecond), discovery.WithBackoff(100*time.Millisecond, time.Second)},
 }
 
 func testLog() *slog.Logger {

@@ -151,6 +151,7 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 		ForceReachability:    cfg.Reachability,
 		StaticRelays:         cfg.relays,
 		DisableNAT:           cfg.NoNAT,
+		ExternalAddrs:        cfg.ExternalAddr,
 		Version:              version,
 		Logger:               log,
 		PrometheusRegisterer: n.metrics.Registry(),
@@ -191,7 +192,7 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 		MDNS:       cfg.mdns,
 		Protect:    n.tracker.Protect,
 		Logger:     log,
-	}, no.discOpts...)
+	}, append([]discovery.Option{discovery.WithDHTMode(cfg.dhtMode)}, no.discOpts...)...)
 	if err != nil {
 		return nil, err
 	}

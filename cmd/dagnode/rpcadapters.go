@@ -241,6 +241,9 @@ func (ni *netInfo) NetworkInfo() rpc.NetworkInfo {
 	info := rpc.NetworkInfo{
 		PeerID:                 h.ID().String(),
 		Reachability:           st.Reachability,
+		ReachabilityBasis:      st.Basis,
+		ExternalAddrs:          cfg.ExternalAddr,
+		DHTMode:                dhtMode(ni.n),
 		ReachabilitySince:      st.Since,
 		ReachabilityConfidence: ni.nat.Confidence(),
 		ReachableAddrs:         addrStrings(st.Reachable),
@@ -275,6 +278,19 @@ func (ni *netInfo) NetworkInfo() rpc.NetworkInfo {
 	}
 	slices.Sort(info.Protocols)
 	return info
+}
+
+// dhtMode says what the node's DHT does now: "server" while it answers
+// queries, "client", or "off" (--nodht, --connect).
+func dhtMode(n *node) string {
+	st := n.disc.Stats()
+	switch {
+	case st.DHTServing:
+		return "server"
+	case n.cfg.NoDHT || len(n.cfg.connect) > 0:
+		return "off"
+	}
+	return "client"
 }
 
 // serviceState says whether a service offered to peers (AutoNAT, relay)

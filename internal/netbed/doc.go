@@ -10,8 +10,10 @@
 // any address outside the bed dies there.
 //
 //	AddPublic  host namespace on the bridge: 11.0.0.10, 11.0.0.11, ...
-//	AddHome    router namespace (WAN 11.0.1.N on the bridge, LAN 192.168.N.1/24) and a home host
+//	AddHome    router namespace (WAN 11.0.1.N on the bridge, LAN bridge 192.168.N.1/24) and a home host
 //	           namespace behind it (192.168.N.2/24, default route via the router)
+//	AddHost    another host on a home's LAN (192.168.N.3, .4, ...), behind the same router; hosts of
+//	           one LAN reach each other directly and see each other's multicast (mDNS)
 //
 // A router masquerades on its WAN, either keeping source ports (EndpointIndependent, Linux's default) or
 // with a fresh random port per flow (Symmetric), behind a stateful nftables firewall that drops (never

@@ -1,9 +1,12 @@
 package netbed
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"sync"
 )
 
 // NAT is the kind of address translation a home router does.
@@ -57,6 +60,9 @@ type Home struct {
 	lanNet  int // N in 192.168.N.0/24
 	gateway net.IP
 	upnp    *daemon
+
+	mu    sync.Mutex
+	hosts int // hosts on the LAN, the embedded one included
 }
 
 // PublicIP returns the router's current WAN address.
@@ -79,8 +85,9 @@ func (h *Home) UPnPLog() string {
 }
 
 // AddHome adds a home network: a router namespace (WAN on the bridge with the next public address,
-// 11.0.1.1, 11.0.1.2, ...; LAN 192.168.N.1/24) and a host namespace behind it (192.168.N.2/24, default
-// route via the router), N counting homes from 1.
+// 11.0.1.1, 11.0.1.2, ...; LAN bridge "lan" on 192.168.N.1/24) and a host namespace behind it
+// (192.168.N.2/24, default route via the router), N counting homes from 1. Home.AddHost puts more hosts
+// on the same LAN.
 //
 // The router forwards with masquerade on the WAN of the given kind and a stateful nftables firewall:
 // forwarding is dropped except established/related flows, new LAN-to-WAN flows and (with UPnP) mapped
@@ -131,6 +138,7 @@ func (b *Bed) addHome(name string, nat NAT, cfg homeConfig) (*Home, error) {
 		nat:     nat,
 		lanNet:  n,
 		gateway: net.IPv4(192, 168, byte(n), 1).To4(),
+		hosts:   1,
 	}
 	h.Router = newHost(b, b.tag+"-rtr-"+name, wan)
 	h.Host = newHost(b, b.tag+"-home-"+name, net.IPv4(192, 168, byte(n), 2).To4())
@@ -154,7 +162,6 @@ func (b *Bed) addHome(name string, nat NAT, cfg homeConfig) (*Home, error) {
 	}
 	if err := b.ipRoot(
 		fmt.Sprintf("link add %s netns %s type veth peer name wan netns %s", port, b.netNS, h.Router.ns),
-		fmt.Sprintf("link add lan netns %s type veth peer name eth0 netns %s", h.Router.ns, h.Host.ns),
 	); err != nil {
 		return nil, err
 	}
@@ -165,9 +172,20 @@ func (b *Bed) addHome(name string, nat NAT, cfg homeConfig) (*Home, error) {
 	if err := writeSysctl(nsPath(h.Router.ns), "net/ipv4/ip_forward", "1"); err != nil {
 		return nil, fmt.Errorf("router %s: %w", h.Router.ns, err)
 	}
+	// LAN traffic between home hosts is switched by the bridge, never
+	// routed: keep it out of the router's firewall even where br_netfilter
+	// is loaded (its sysctls are per namespace).
+	for _, key := range []string{"net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-arptables"} {
+		if err := writeSysctl(nsPath(h.Router.ns), key, "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("router %s: %w", h.Router.ns, err)
+		}
+	}
 	if err := b.ipIn(h.Router.ns,
 		"link set lo up",
 		"link set wan up",
+		// The LAN is a bridge (a home switch): multicast (mDNS) is flooded
+		// to every port, as no IGMP querier runs.
+		"link add lan type bridge stp_state 0 forward_delay 0 mcast_snooping 0",
 		"link set lan up",
 		fmt.Sprintf("addr add %s/%d dev wan", wan, internetPrefix),
 		"addr add "+lan+" dev lan",
@@ -175,12 +193,7 @@ func (b *Bed) addHome(name string, nat NAT, cfg homeConfig) (*Home, error) {
 	); err != nil {
 		return nil, err
 	}
-	if err := b.ipIn(h.Host.ns,
-		"link set lo up",
-		"link set eth0 up",
-		fmt.Sprintf("addr add %s/24 dev eth0", h.Host.IP()),
-		fmt.Sprintf("route add default via %s dev eth0", h.gateway),
-	); err != nil {
+	if err := h.attach(h.Host, 1); err != nil {
 		return nil, err
 	}
 	if err := b.ipIn(b.netNS, "link set "+port+" master "+bridgeName, "link set "+port+" up"); err != nil {
@@ -195,6 +208,68 @@ func (b *Bed) addHome(name string, nat NAT, cfg homeConfig) (*Home, error) {
 	}
 	return h, nil
 }
+
+// attach connects host to the LAN bridge (port lan<i> on the router, eth0 in the host) with its address
+// and a default route via the router.
+func (h *Home) attach(host *Host, i int) error {
+	b := h.Router.bed
+	lanPort := "lan" + strconv.Itoa(i)
+	if err := b.ipRoot(fmt.Sprintf("link add %s netns %s type veth peer name eth0 netns %s", lanPort, h.Router.ns, host.ns)); err != nil {
+		return err
+	}
+	if err := b.ipIn(h.Router.ns, "link set "+lanPort+" master lan", "link set "+lanPort+" up"); err != nil {
+		return err
+	}
+	return b.ipIn(host.ns,
+		"link set lo up",
+		"link set eth0 up",
+		fmt.Sprintf("addr add %s/24 dev eth0", host.IP()),
+		fmt.Sprintf("route add default via %s dev eth0", h.gateway),
+	)
+}
+
+// AddHost adds another host to the home's LAN, behind the same router and NAT: 192.168.N.3, .4, ...
+// (at most maxLANHosts hosts per home). Hosts on one LAN reach each other directly on their private
+// addresses, and see each other's multicast (mDNS). UPnP mappings, if any, are only for the first host.
+func (h *Home) AddHost(name string) *Host {
+	b := h.Router.bed
+	b.t.Helper()
+	host, err := h.addHost(name)
+	if err != nil {
+		b.t.Fatalf("netbed: AddHost(%q) to home %s: %v", name, h.name, err)
+	}
+	b.t.Logf("netbed: home %s: host %s %s in %s", h.name, name, host.IP(), host.Name())
+	return host
+}
+
+func (h *Home) addHost(name string) (*Host, error) {
+	b := h.Router.bed
+	if err := b.reserve(name); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	if h.hosts >= maxLANHosts {
+		h.mu.Unlock()
+		return nil, fmt.Errorf("more than %d hosts on one LAN", maxLANHosts)
+	}
+	h.hosts++
+	i := h.hosts
+	h.mu.Unlock()
+	host := newHost(b, b.tag+"-home-"+name, net.IPv4(192, 168, byte(h.lanNet), byte(1+i)).To4())
+	if err := b.addNamespaces(host.ns); err != nil {
+		return nil, err
+	}
+	if err := b.isolate(host.ns); err != nil {
+		return nil, err
+	}
+	if err := h.attach(host, i); err != nil {
+		return nil, err
+	}
+	return host, nil
+}
+
+// maxLANHosts bounds the hosts on one home LAN.
+const maxLANHosts = 16
 
 // routerRules is a home router's nftables rule set. It lives in table inet "filter" with the chain names
 // miniupnpd 2.3's nftables backend uses by default (it adds rules to, but never creates, the chains
@@ -233,6 +308,7 @@ func routerRules(nat NAT) string {
 		ct state established,related accept
 		ct state invalid drop
 		iifname "lan" oifname "wan" accept
+		iifname "lan" oifname "lan" accept
 		iifname "wan" oifname "lan" jump miniupnpd
 	}
 }
