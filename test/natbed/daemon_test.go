@@ -93,10 +93,13 @@ var (
 func startDaemon(t testing.TB, bed *netbed.Bed, h *netbed.Host, name string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, name: name, host: h, bed: bed, datadir: filepath.Join(t.TempDir(), name)}
-	d.args = append([]string{"--network", "regtest", "--datadir", d.datadir,
+	d.args = []string{"--network", "regtest", "--datadir", d.datadir,
 		"--listen", "/ip4/0.0.0.0/tcp/0", "--listen", "/ip4/0.0.0.0/udp/0/quic-v1",
-		"--rpclisten", "127.0.0.1:0", "--rpcuser", rpcUser, "--rpcpass", rpcPass,
-		"--nomdns", "--loglevel", "debug"}, extra...)
+		"--rpclisten", "127.0.0.1:0", "--rpcuser", rpcUser, "--rpcpass", rpcPass, "--loglevel", "debug"}
+	if !slices.Contains(extra, "--mdns") {
+		d.args = append(d.args, "--nomdns")
+	}
+	d.args = append(d.args, extra...)
 	d.start()
 	t.Cleanup(func() {
 		d.stop()
@@ -234,10 +237,13 @@ type netInfo struct {
 	ListenAddrs            []string          `json:"listenaddrs"`
 	ObservedAddrs          []string          `json:"observedaddrs"`
 	Reachability           string            `json:"reachability"`
+	ReachabilityBasis      string            `json:"reachabilitybasis"`
+	DHTMode                string            `json:"dhtmode"`
 	ReachabilityConfidence int               `json:"reachabilityconfidence"`
 	ReachableAddrs         []string          `json:"reachableaddrs"`
 	RelayAddrs             []string          `json:"relayaddrs"`
 	NATType                map[string]string `json:"nattype"`
+	NATService             string            `json:"natservice"`
 	RelayService           string            `json:"relayservice"`
 	HolePunch              struct {
 		DirectDials, Started, Succeeded, Failed uint64

@@ -4,7 +4,11 @@
 // be reached through the relay, upgrade to a direct connection by hole
 // punching through endpoint-independent NATs, fail truthfully through
 // symmetric NATs, survive a new public address, and map a port by
-// UPnP/NAT-PMP when the router offers it.
+// UPnP/NAT-PMP when the router offers it; and what discovery must do with
+// default flags: home nodes on one LAN find each other through one
+// bootstrap chain or by mDNS alone, and the network's first public node
+// learns that it is public (and serves relay and DHT) without
+// --reachability once home nodes have connected.
 //
 // The package has tests only. They build cmd/dagnode with `go build`,
 // start each node with `ip netns exec`, and watch the nodes through their

@@ -19,11 +19,22 @@ const (
 	blockDeadline = 30 * time.Second
 )
 
-// startPublic starts the bed's public node: the network's bootstrap node,
-// which its operator knows to be public (--reachability public, as for a
-// kubo bootstrap server). With a single public node nobody could tell it by
-// AutoNAT v1: home nodes list no public address to probe from.
+// startPublic starts the bed's public node: the network's first node, with
+// default flags (no --reachability). It learns that it is public once home
+// nodes have connected: their AutoNAT v2 servers dial its address back
+// (publicServes waits for that).
 func startPublic(t testing.TB, bed *netbed.Bed, h *netbed.Host) *daemon {
+	return startDaemon(t, bed, h, "public")
+}
+
+// startPublicForced starts a public node with --reachability public, for
+// the scenarios with a single home node: that node is the public node's
+// only AutoNAT v2 server, which libp2p asks once every 2 minutes, so with
+// the defaults the public node would need over 2 minutes (two agreeing
+// dial-backs) before it serves a relay. Those scenarios are about the home
+// node; learning without the flag is shown by homePair and the LAN
+// scenario, with two or more home nodes.
+func startPublicForced(t testing.TB, bed *netbed.Bed, h *netbed.Host) *daemon {
 	p := startDaemon(t, bed, h, "public", "--reachability", "public")
 	deadline := time.Now().Add(10 * time.Second)
 	for ok, st := reach(p, "public")(); !ok; ok, st = reach(p, "public")() {
@@ -33,6 +44,20 @@ func startPublic(t testing.TB, bed *netbed.Bed, h *netbed.Host) *daemon {
 		time.Sleep(50 * time.Millisecond) // the event reaches the node's monitor asynchronously
 	}
 	return p
+}
+
+// publicServes is a step condition: d reports reachability public, and so
+// serves the relay and the DHT.
+func publicServes(d *daemon) func() (bool, string) {
+	return func() (bool, string) {
+		ni, err := d.netInfo()
+		if err != nil {
+			return false, err.Error()
+		}
+		ok := ni.Reachability == "public" && ni.RelayService == "serving" && ni.DHTMode == "server"
+		return ok, fmt.Sprintf("reachability %s (%s), relay service %q, DHT %q, reachable %v",
+			ni.Reachability, ni.ReachabilityBasis, ni.RelayService, ni.DHTMode, ni.ReachableAddrs)
+	}
 }
 
 // bootstrapArgs returns --bootstrap flags with p's public addresses.
@@ -126,11 +151,12 @@ func homePair(t testing.TB, tag string, nat netbed.NAT, homeArgs ...string) (s *
 	pub := bed.AddPublic("pub")
 	ha = bed.AddHome("a", nat)
 	hb = bed.AddHome("b", nat)
+	s = newSteps(t)
 	p = startPublic(t, bed, pub)
 	boot := append(bootstrapArgs(t, p), homeArgs...)
-	s = newSteps(t)
 	a = startDaemon(t, bed, ha.Host, "homeA", boot...)
 	b = startDaemon(t, bed, hb.Host, "homeB", boot...)
+	s.wait("public node: public, serving relay and DHT", reachDeadline, publicServes(p))
 	s.wait("home A: private detected", reachDeadline, reach(a, "private"))
 	s.wait("home B: private detected", reachDeadline, reach(b, "private"))
 	s.wait("home A: relay address", relayDeadline, relayAddr(a, &relayA))
@@ -245,7 +271,7 @@ func TestNewPublicAddress(t *testing.T) {
 	bed := netbed.New(t, "newip")
 	pub := bed.AddPublic("pub")
 	ha := bed.AddHome("a", netbed.EndpointIndependent)
-	p := startPublic(t, bed, pub)
+	p := startPublicForced(t, bed, pub)
 	s := newSteps(t)
 	a := startDaemon(t, bed, ha.Host, "homeA", bootstrapArgs(t, p)...)
 	var relay1 string
@@ -296,7 +322,7 @@ func TestUPnPMakesHomeNodePublic(t *testing.T) {
 	bed := netbed.New(t, "upnp")
 	pub := bed.AddPublic("pub")
 	ha := bed.AddHome("a", netbed.EndpointIndependent, netbed.UPnP(true))
-	p := startPublic(t, bed, pub)
+	p := startPublicForced(t, bed, pub)
 	s := newSteps(t)
 	a := startDaemon(t, bed, ha.Host, "homeA", bootstrapArgs(t, p)...)
 	ip := ha.PublicIP().String()
@@ -317,4 +343,95 @@ func TestUPnPMakesHomeNodePublic(t *testing.T) {
 	}
 	t.Logf("router log:\n%s", ha.UPnPLog())
 	s.wait("block mined at A reaches the public node", blockDeadline, hasBlocks(p, mine(t, a, 1)))
+}
+
+// linked is a step condition: x and y are connected (either side's view).
+func linked(x, y *daemon) func() (bool, string) {
+	return func() (bool, string) {
+		if ok, _ := connected(x, y, "")(); ok {
+			return true, ""
+		}
+		ok, st := connected(y, x, "")()
+		return ok, st
+	}
+}
+
+// lanBootstrapArgs returns --bootstrap flags with d's LAN (192.168.x.x)
+// addresses.
+func lanBootstrapArgs(t testing.TB, d *daemon) []string {
+	t.Helper()
+	ni, err := d.netInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := addrsWith(ni.ListenAddrs, "/ip4/"+d.host.IP().String()+"/")
+	if len(addrs) == 0 {
+		t.Fatalf("%s lists no address on %s: %v", d.name, d.host.IP(), ni.ListenAddrs)
+	}
+	var args []string
+	for _, a := range addrs {
+		args = append(args, "--bootstrap", a)
+	}
+	return args
+}
+
+// lanDeadline bounds the steps of the LAN scenarios.
+const lanDeadline = 30 * time.Second
+
+// TestLANNodesFindEachOther: three home nodes on one LAN behind one router,
+// mDNS off, with default flags: A knows only the public node, B and C only
+// A. All three find each other (the DHT serves until each learns it is
+// private; the rendezvous record lists LAN addresses), the public node,
+// started without --reachability, learns that it is public, and a block
+// mined at B reaches C and the public node.
+func TestLANNodesFindEachOther(t *testing.T) {
+	needBed(t)
+	t.Parallel()
+	bed := netbed.New(t, "lan")
+	pub := bed.AddPublic("pub")
+	home := bed.AddHome("h", netbed.EndpointIndependent)
+	hb, hc := home.AddHost("hb"), home.AddHost("hc")
+	s := newSteps(t)
+	p := startPublic(t, bed, pub)
+	a := startDaemon(t, bed, home.Host, "lanA", bootstrapArgs(t, p)...)
+	boot := lanBootstrapArgs(t, a)
+	b := startDaemon(t, bed, hb, "lanB", boot...)
+	c := startDaemon(t, bed, hc, "lanC", boot...)
+	s.wait("A connected to the public node", lanDeadline, linked(a, p))
+	s.wait("B and C connected to A", lanDeadline, func() (bool, string) {
+		okB, stB := linked(a, b)()
+		okC, stC := linked(a, c)()
+		return okB && okC, "B: " + stB + "; C: " + stC
+	})
+	s.wait("B and C found each other", lanDeadline, linked(b, c))
+	s.wait("public node: public, serving relay and DHT", reachDeadline, publicServes(p))
+	if ni, err := p.netInfo(); err == nil {
+		t.Logf("public node: reachability %s (basis %s), reachable addrs %v", ni.Reachability, ni.ReachabilityBasis, ni.ReachableAddrs)
+	}
+	for _, d := range []*daemon{a, b, c} {
+		if ni, err := d.netInfo(); err == nil {
+			t.Logf("%s: reachability %s (basis %s), DHT %s", d.name, ni.Reachability, ni.ReachabilityBasis, ni.DHTMode)
+		}
+	}
+	hashes := mine(t, b, 1)
+	s.wait("block mined at B reaches C", blockDeadline, hasBlocks(c, hashes))
+	s.wait("block mined at B reaches the public node", blockDeadline, hasBlocks(p, hashes))
+}
+
+// TestLANNodesFindEachOtherByMDNS: three home nodes on one LAN, mDNS on,
+// no bootstrap address at all: they find each other by mDNS alone.
+func TestLANNodesFindEachOtherByMDNS(t *testing.T) {
+	needBed(t)
+	t.Parallel()
+	bed := netbed.New(t, "mdns")
+	home := bed.AddHome("h", netbed.EndpointIndependent)
+	hb, hc := home.AddHost("hb"), home.AddHost("hc")
+	s := newSteps(t)
+	a := startDaemon(t, bed, home.Host, "mdnsA", "--mdns")
+	b := startDaemon(t, bed, hb, "mdnsB", "--mdns")
+	c := startDaemon(t, bed, hc, "mdnsC", "--mdns")
+	s.wait("A and B found each other", lanDeadline, linked(a, b))
+	s.wait("A and C found each other", lanDeadline, linked(a, c))
+	s.wait("B and C found each other", lanDeadline, linked(b, c))
+	s.wait("block mined at C reaches A", blockDeadline, hasBlocks(a, mine(t, c, 1)))
 }
