@@ -24,12 +24,28 @@
 //     4 per IP): a relayed link reaches a home node and carries a hole punch,
 //     never blocks;
 //   - DCUtR hole punching, traced into the Tracker (Trace);
-//   - ForceReachability for servers (or nodes) that know their reachability.
+//   - ForceReachability for servers (or nodes) that know their reachability;
+//   - ExternalAddrs, addresses the operator knows (a port forward), added to
+//     the host's addresses (libp2p AddrsFactory), so identify and the DHT
+//     announce them.
+//
+// CheckListenPorts tries the listen ports before the node writes anything:
+// libp2p listens with SO_REUSEPORT, so a port another process holds would
+// otherwise be shared silently; a *PortInUseError names the port.
 //
 // NATMonitor follows reachability (AutoNAT v1, with its confidence read back
 // from libp2p's metrics), AutoNAT v2's per-address verdicts, libp2p's NAT
 // type guess, the addresses peers observe us at (identify) and our relay
-// addresses; it logs changes at Info. Identify announces the agent
+// addresses; it logs changes at Info. It also decides the host's
+// reachability: public as soon as AutoNAT v2 has confirmed one of our
+// addresses (two agreeing dial-backs, which any peer can serve, home nodes
+// included), else AutoNAT v1's verdict (which only asks peers listing a
+// public address, so the first public node of a network, surrounded by home
+// nodes, never hears one). When that differs from the last
+// EvtLocalReachabilityChanged on the bus it emits one itself, so the relay
+// service, AutoRelay, the DHT mode and getnetworkinfo follow the same value;
+// with ForceReachability it only watches. Loopback and private addresses are
+// never public to libp2p: on them reachability stays unknown. Identify announces the agent
 // "dagnode/<Version>" and the protocol version "/dagnode/<network>".
 // libp2p's Prometheus metrics go to Config.PrometheusRegisterer, or are off.
 // FullAddrs gives the addresses (with /p2p/<id>) other nodes dial.
@@ -69,6 +85,10 @@
 // Scores decay, halving every ScoreHalfLife (a minute); at BanThreshold (100)
 // the peer is banned for the ban duration (DefaultBanDuration, a day) and
 // disconnected. Stats counts penalties, ignored errors, bans and refusals.
+// The tables that outlive connections are bounded, as peer IDs are free: at
+// most MaxBans bans (a new one lifts the ban that expires first), 4096
+// scores (the lowest goes), 512 hole punch records; a peer's state goes when
+// its last connection closes. The node never bans itself.
 //
 // What this package must not do: speak any protocol of ours, import any
 // package of this module but dag, or own the host's lifetime beyond New (the
