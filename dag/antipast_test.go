@@ -9,26 +9,6 @@ import (
 	"github.com/dagnode/dagnode/dag/dagtest"
 )
 
-// holey returns the blocks a peer that missed some of them holds: each block
-// is dropped with probability p, and so is every block above a dropped one,
-// so the result is closed under parents with holes at any depth.
-func holey(blocks []*dag.Block, p float64, rng *rand.Rand) (kept, dropped []*dag.Block) {
-	gone := map[dag.Hash]bool{}
-	for _, b := range blocks {
-		drop := rng.Float64() < p
-		for _, ph := range b.Header.Parents {
-			drop = drop || gone[ph]
-		}
-		if drop {
-			gone[b.Hash()] = true
-			dropped = append(dropped, b)
-		} else {
-			kept = append(kept, b)
-		}
-	}
-	return kept, dropped
-}
-
 func process(t *testing.T, d *dag.DAG, blocks []*dag.Block) {
 	t.Helper()
 	for i := 0; i < len(blocks); i += 500 {
@@ -51,7 +31,7 @@ func TestNotInPastListsExactlyWhatAPeerLacks(t *testing.T) {
 			t.Fatal(err)
 		}
 		rng := rand.New(rand.NewPCG(seed, 7))
-		kept, dropped := holey(blocks, 0.01*float64(seed), rng)
+		kept, dropped := dagtest.Holey(blocks, 0.01*float64(seed), rng)
 		peer := memDAG(t, dag.RegTestParams)
 		process(t, peer, kept)
 

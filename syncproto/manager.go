@@ -163,7 +163,9 @@ type Manager struct {
 	// hsInFlight counts handshakes with new peers in flight: an election
 	// waits for them (up to ElectionWait).
 	hsInFlight atomic.Int64
-	invSlots   chan struct{}
+	// handlersActive counts requests being served.
+	handlersActive atomic.Int64
+	invSlots       chan struct{}
 
 	opts Options
 
@@ -179,6 +181,7 @@ type Manager struct {
 	fetchBusy       map[peer.ID]bool      // peers with a fetch queued or in flight; guarded by fetchMu
 	fetchesInFlight atomic.Int64
 	bytesIn         atomic.Uint64
+	syncFrames      atomic.Uint64 // frames read from the sync peer
 	limiterMu       sync.Mutex
 	limiters        map[peer.ID]*rate.Limiter
 	fetches         chan orphanFetch
@@ -282,6 +285,12 @@ func (m *Manager) Close() error {
 // came from, or empty for blocks mined here. Blocks whose parents we hold
 // are taken from every peer, also in sync mode.
 func (m *Manager) Submit(ctx context.Context, from peer.ID, b *dag.Block) error {
+	if from != "" && m.syncing.Load() && len(m.lacking(b.Header.Parents)) > 0 {
+		// Dropped before the loop: a flood of orphans costs the session
+		// nothing.
+		m.droppedSyncing.Add(1)
+		return ErrSyncing
+	}
 	var err error
 	if cerr := m.call(ctx, func() { err = m.process(ctx, from, b) }); cerr != nil {
 		return cerr
@@ -432,7 +441,7 @@ func (m *Manager) connectOrphans(ctx context.Context, parent dag.Hash) {
 	for len(queue) > 0 {
 		h := queue[0]
 		queue = queue[1:]
-		for _, o := range m.orphans.takeChildren(h) {
+		for _, o := range m.orphans.takeChildren(h, time.Now()) {
 			err := m.cfg.DAG.ProcessBlock(ctx, o.block)
 			var mp *dag.MissingParentsError
 			switch {

@@ -25,9 +25,10 @@ const (
 	// OrphanExpiry drops orphans whose parents never come.
 	OrphanExpiry = 2 * time.Minute
 
-	// orphanGrace is how long an orphan's parents have to arrive before its
-	// sender pays for it (PenaltyOrphan) when it is evicted or expires: an
-	// honest peer serves the parents of what it forwards within a round trip.
+	// orphanGrace: a peer none of whose orphans joined the DAG for this long
+	// (counted from its first orphan) pays for each of its orphans that is
+	// evicted or expires (PenaltyOrphan). An honest peer serves the parents
+	// of what it forwards within a round trip, so its orphans keep joining.
 	orphanGrace = 5 * time.Second
 )
 
@@ -51,8 +52,12 @@ type orphanPool struct {
 	bytes    int
 	evicted  uint64
 	expired  uint64
+	// lastJoin is, per sender, when one of its orphans last joined the DAG
+	// (or when its first orphan came).
+	lastJoin map[peer.ID]time.Time
 	// charged counts, per sender, orphans that left the pool unconnected
-	// after orphanGrace; the manager takes and penalises them.
+	// while the sender's orphans were not joining; the manager takes and
+	// penalises them.
 	charged map[peer.ID]int
 }
 
@@ -62,6 +67,7 @@ func newOrphanPool() *orphanPool {
 		byParent: make(map[dag.Hash][]dag.Hash),
 		order:    list.New(),
 		perPeer:  make(map[peer.ID]int),
+		lastJoin: make(map[peer.ID]time.Time),
 		charged:  make(map[peer.ID]int),
 	}
 }
@@ -77,6 +83,9 @@ func (op *orphanPool) add(b *dag.Block, hash dag.Hash, from peer.ID, missing []d
 		return
 	}
 	o := &orphan{block: b, hash: hash, from: from, size: b.EncodedSize(), added: now, missing: missing}
+	if _, ok := op.lastJoin[from]; !ok && from != "" {
+		op.lastJoin[from] = now
+	}
 	if from != "" && op.perPeer[from] >= MaxOrphansPerPeer {
 		for e := op.order.Front(); e != nil; e = e.Next() {
 			if old := e.Value.(*orphan); old.from == from {
@@ -100,7 +109,7 @@ func (op *orphanPool) add(b *dag.Block, hash dag.Hash, from peer.ID, missing []d
 }
 
 // evict drops an orphan that never connected, charging its sender if its
-// parents had their time.
+// orphans have stopped joining.
 func (op *orphanPool) evict(o *orphan, now time.Time) {
 	op.remove(o)
 	op.evicted++
@@ -108,7 +117,7 @@ func (op *orphanPool) evict(o *orphan, now time.Time) {
 }
 
 func (op *orphanPool) charge(o *orphan, now time.Time) {
-	if o.from != "" && now.Sub(o.added) >= orphanGrace {
+	if o.from != "" && now.Sub(op.lastJoin[o.from]) >= orphanGrace {
 		op.charged[o.from]++
 	}
 }
@@ -138,8 +147,9 @@ func (op *orphanPool) remove(o *orphan) {
 	}
 }
 
-// takeChildren removes and returns the orphans that were waiting on parent.
-func (op *orphanPool) takeChildren(parent dag.Hash) []*orphan {
+// takeChildren removes and returns the orphans that were waiting on parent:
+// they join the DAG.
+func (op *orphanPool) takeChildren(parent dag.Hash, now time.Time) []*orphan {
 	hashes := op.byParent[parent]
 	out := make([]*orphan, 0, len(hashes))
 	for _, h := range hashes {
@@ -149,20 +159,29 @@ func (op *orphanPool) takeChildren(parent dag.Hash) []*orphan {
 	}
 	for _, o := range out {
 		op.remove(o)
+		if o.from != "" {
+			op.lastJoin[o.from] = now
+		}
 	}
 	return out
 }
 
-// expire drops orphans older than OrphanExpiry, charging their senders.
+// expire drops orphans older than OrphanExpiry, charging their senders,
+// and forgets senders with no orphan left whose last join is as old.
 func (op *orphanPool) expire(now time.Time) {
 	for op.order.Len() > 0 {
 		o := op.order.Front().Value.(*orphan)
 		if now.Sub(o.added) < OrphanExpiry {
-			return
+			break
 		}
 		op.remove(o)
 		op.expired++
 		op.charge(o, now)
+	}
+	for p, t := range op.lastJoin {
+		if op.perPeer[p] == 0 && now.Sub(t) >= OrphanExpiry {
+			delete(op.lastJoin, p)
+		}
 	}
 }
 

@@ -42,6 +42,8 @@ func (s *Status) dagStatus() dag.Status {
 // success, Reset on error.
 func (m *Manager) handleStream(s network.Stream) {
 	p := s.Conn().RemotePeer()
+	m.handlersActive.Add(1)
+	defer m.handlersActive.Add(-1)
 	defer func() {
 		if r := recover(); r != nil {
 			m.log.Error("sync handler panic", "peer", p, "panic", r)
@@ -284,6 +286,9 @@ func (m *Manager) readReply(ctx context.Context, s *clientStream, want ...byte) 
 	t, payload, err := readFrame(s.r, want...)
 	if err == nil {
 		m.bytesIn.Add(uint64(len(payload) + frameOverhead(len(payload))))
+		if s.Conn().RemotePeer() == m.currentSyncPeer() {
+			m.syncFrames.Add(1)
+		}
 	}
 	return t, payload, err
 }
@@ -373,7 +378,10 @@ func (m *Manager) RequestInventory(ctx context.Context, p peer.ID, locator []dag
 			}
 		}
 	}()
-	return more, s.finish(err)
+	if err := s.finish(err); err != nil {
+		return false, fmt.Errorf("getblocks: %w", err)
+	}
+	return more, nil
 }
 
 // RequestBlocks asks p for blocks by hash (at most MaxGetDataHashes) and
@@ -422,7 +430,7 @@ func (m *Manager) RequestBlocks(ctx context.Context, p peer.ID, hashes []dag.Has
 		}
 	}()
 	if err := s.finish(err); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("getdata: %w", err)
 	}
 	blocks := make([]*dag.Block, 0, len(got))
 	for _, h := range hashes {

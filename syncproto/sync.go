@@ -1,9 +1,11 @@
 package syncproto
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -61,6 +63,12 @@ const (
 	// closed streams), the connection to the peer is closed. No ban: faults
 	// are not offences.
 	maxFaults = 3
+
+	// preemptAfter: a sync peer that sends nothing for this long while
+	// another peer claims the blocks we want is left for that peer (no
+	// penalty: slow links happen; it is backed off like any failed
+	// session).
+	preemptAfter = 2 * time.Second
 
 	// maxBackoffPeers bounds the election backoff records kept.
 	maxBackoffPeers = 1024
@@ -154,6 +162,7 @@ const (
 	EndOffense    = "offense"     // a protocol violation, an invalid block or a claim not served
 	EndFault      = "fault"       // a reset, closed stream or lost connection: no penalty
 	EndNoProgress = "no progress" // the peer's replies added nothing
+	EndPreempted  = "preempted"   // the peer went silent while another had its blocks
 	EndClosed     = "closed"      // the manager is shutting down
 	EndLocal      = "local error" // our own failure (storage)
 )
@@ -168,7 +177,8 @@ type SessionEnd struct {
 	At      time.Time
 }
 
-// PeerBackoff is a peer that is not elected again before Until.
+// PeerBackoff is a peer whose last Failures sessions failed, the last for
+// Reason: it is not elected again before Until.
 type PeerBackoff struct {
 	Peer     peer.ID
 	Until    time.Time
@@ -216,7 +226,8 @@ type SyncInfo struct {
 	OrphanFetches int
 	// LastSession is how the last session ended (zero before the first).
 	LastSession SessionEnd
-	// Backoffs are the peers not elected again for now.
+	// Backoffs are the peers whose last session failed: not elected again
+	// before Until.
 	Backoffs []PeerBackoff
 }
 
@@ -230,12 +241,9 @@ func (m *Manager) SyncInfo() SyncInfo {
 		Syncing: m.syncing.Load(), Blocks: st.Count, Sessions: m.sessions.Load(),
 		Orphans: int(m.orphanGauge.Load()), OrphanBytes: int(m.orphanBytes.Load()), OrphanFetches: int(m.fetchesInFlight.Load()),
 	}
-	now := time.Now()
 	m.statusMu.Lock()
 	for p, b := range m.backoffs {
-		if now.Before(b.notBefore) {
-			info.Backoffs = append(info.Backoffs, PeerBackoff{Peer: p, Until: b.notBefore, Failures: b.failures, Reason: b.reason})
-		}
+		info.Backoffs = append(info.Backoffs, PeerBackoff{Peer: p, Until: b.notBefore, Failures: b.failures, Reason: b.reason})
 	}
 	m.statusMu.Unlock()
 	slices.SortFunc(info.Backoffs, func(a, b PeerBackoff) int { return compareIDs(a.Peer, b.Peer) })
@@ -365,7 +373,7 @@ func (m *Manager) syncLoop() {
 		case <-wake.C:
 			wakeAt = time.Time{}
 		}
-		p, st, recheck := m.elect()
+		p, st, recheck := m.elect("")
 		if p == "" {
 			firstAhead = time.Time{}
 			if !recheck.IsZero() {
@@ -416,8 +424,9 @@ func (m *Manager) sampleStatuses(skip peer.ID) {
 // peer among the directly connected peers that have it (a peer reached only
 // through a relay is never chosen: Connectedness is then Limited). Peers in
 // election backoff are left out. recheck, when not zero, is when a peer
-// left out for now (grace or backoff) should be looked at again.
-func (m *Manager) elect() (_ peer.ID, _ *Status, recheck time.Time) {
+// left out for now (grace or backoff) should be looked at again. skip, if
+// set, is left out too.
+func (m *Manager) elect(skip peer.ID) (_ peer.ID, _ *Status, recheck time.Time) {
 	now := time.Now()
 	ourHeight := uint64(m.cfg.DAG.Status().MaxHeight)
 	later := func(t time.Time) {
@@ -432,7 +441,7 @@ func (m *Manager) elect() (_ peer.ID, _ *Status, recheck time.Time) {
 	groups := map[string]*group{}
 	m.statusMu.Lock()
 	for p, ps := range m.statuses {
-		if m.cfg.Host.Network().Connectedness(p) != network.Connected || !m.ahead(ps.status) {
+		if p == skip || m.cfg.Host.Network().Connectedness(p) != network.Connected || !m.ahead(ps.status) {
 			continue
 		}
 		if b := m.backoffs[p]; b != nil && now.Before(b.notBefore) {
@@ -461,8 +470,39 @@ func (m *Manager) elect() (_ peer.ID, _ *Status, recheck time.Time) {
 	if best == nil {
 		return "", nil, recheck
 	}
-	slices.SortFunc(best.peers, compareIDs)
-	return best.peers[0], best.status, time.Time{}
+	return m.preferred(best.peers), best.status, time.Time{}
+}
+
+// preferred picks, among peers that claim the same DAG, the one least
+// likely to waste a session: fewest failed sessions in a row, then fewest
+// orphans of its still waiting for parents (claims it has not backed, such
+// as a flooder's), then the smallest ID.
+func (m *Manager) preferred(peers []peer.ID) peer.ID {
+	if len(peers) == 1 {
+		return peers[0]
+	}
+	var pending map[peer.ID]int
+	if m.call(m.ctx, func() { pending = maps.Clone(m.orphans.perPeer) }) != nil {
+		pending = nil
+	}
+	failures := make(map[peer.ID]int, len(peers))
+	m.statusMu.Lock()
+	for _, p := range peers {
+		if b := m.backoffs[p]; b != nil {
+			failures[p] = b.failures
+		}
+	}
+	m.statusMu.Unlock()
+	slices.SortFunc(peers, func(a, b peer.ID) int {
+		if c := cmp.Compare(failures[a], failures[b]); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(pending[a], pending[b]); c != 0 {
+			return c
+		}
+		return compareIDs(a, b)
+	})
+	return peers[0]
 }
 
 func compareIDs(a, b peer.ID) int {
@@ -519,9 +559,14 @@ func (m *Manager) runSession(p peer.ID, st *Status) {
 	m.syncing.Store(true)
 	m.cfg.Peers.SetSyncPeer(p, true)
 	m.log.Info("sync started", "peer", p, "blocks", start.Count, "target", st.Count, "peer_height", st.MaxHeight)
-	stop := m.logProgress()
-	err := m.session(p, st)
+	ctx, cancel := context.WithCancelCause(m.ctx)
+	stop := m.watchSession(p, cancel)
+	err := m.session(ctx, p, st)
 	stop()
+	if cause := context.Cause(ctx); errors.Is(cause, errPreempted) {
+		err = cause
+	}
+	cancel(nil)
 	m.cfg.Peers.SetSyncPeer(p, false)
 	m.syncing.Store(false)
 	m.syncPeer.Store(nil)
@@ -565,6 +610,8 @@ func (m *Manager) settle(p peer.ID, err error) string {
 		m.cfg.Peers.Penalize(p, offense(PenaltyStall, "claimed tips not served within %s: %v", m.opts.StallTimeout, err))
 	case errors.Is(err, errNoProgress):
 		reason = EndNoProgress
+	case errors.Is(err, errPreempted):
+		reason = EndPreempted
 	case errors.Is(err, errLocal):
 		return EndLocal
 	default:
@@ -617,17 +664,35 @@ func (m *Manager) pruneBackoffs() {
 	}
 }
 
-// logProgress logs a progress line every ProgressInterval until stopped.
-func (m *Manager) logProgress() (stop func()) {
+// errPreempted ends a session whose peer went silent while another peer
+// claims as much.
+var errPreempted = errors.New("syncproto: sync peer silent while another peer has its blocks")
+
+// watchSession logs a progress line every ProgressInterval and ends the
+// session with errPreempted when p sends no frame for preemptAfter while
+// another peer is a candidate, until stopped.
+func (m *Manager) watchSession(p peer.ID, cancel context.CancelCauseFunc) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(m.opts.ProgressInterval)
 		defer t.Stop()
+		check := time.NewTicker(preemptAfter / 4)
+		defer check.Stop()
+		frames, heard := m.syncFrames.Load(), time.Now()
 		for {
 			select {
 			case <-done:
 				return
+			case now := <-check.C:
+				if f := m.syncFrames.Load(); f != frames {
+					frames, heard = f, now
+				} else if now.Sub(heard) >= preemptAfter {
+					if other, _, _ := m.elect(p); other != "" {
+						cancel(errPreempted)
+						return
+					}
+				}
 			case <-t.C:
 				i := m.SyncInfo()
 				m.log.Info("sync progress", "peer", i.SyncPeer, "blocks", i.Blocks, "target", i.Target,
@@ -641,10 +706,10 @@ func (m *Manager) logProgress() (stop func()) {
 // session fetches from p, round after round, every block of its DAG
 // outside the past of ours, until we hold the tips of st. A round that
 // ends without InvMore must have listed every claimed tip we lack.
-func (m *Manager) session(p peer.ID, st *Status) error {
+func (m *Manager) session(ctx context.Context, p peer.ID, st *Status) error {
 	for {
 		before := m.cfg.DAG.Version()
-		more, err := m.fetchRound(m.ctx, p)
+		more, err := m.fetchRound(ctx, p)
 		if err != nil {
 			return err
 		}

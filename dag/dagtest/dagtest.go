@@ -153,3 +153,24 @@ func (g *Generator) Wide(n, miners int) ([]*dag.Block, error) {
 	}
 	return out, nil
 }
+
+// Holey splits blocks (parents first) into what a peer that missed some of
+// them holds and what it lacks: each block is missed with probability p,
+// and so is every block above a missed one, so kept is closed under parents
+// and has holes at any depth.
+func Holey(blocks []*dag.Block, p float64, rng *rand.Rand) (kept, missed []*dag.Block) {
+	gone := map[dag.Hash]bool{}
+	for _, b := range blocks {
+		drop := rng.Float64() < p
+		for _, ph := range b.Header.Parents {
+			drop = drop || gone[ph]
+		}
+		if drop {
+			gone[b.Hash()] = true
+			missed = append(missed, b)
+		} else {
+			kept = append(kept, b)
+		}
+	}
+	return kept, missed
+}
