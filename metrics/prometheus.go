@@ -77,6 +77,17 @@ var (
 		"Greatest height announced by the peers; the DAG has caught up when dagnode_dag_max_height reaches it.", nil, nil)
 	descSyncRate = prometheus.NewDesc(Namespace+"_sync_blocks_per_second",
 		"Blocks per second added by the current sync session, 0 when idle.", nil, nil)
+	descOrphans = prometheus.NewDesc(Namespace+"_sync_orphans",
+		"Blocks in the orphan pool (parents not yet known).", nil, nil)
+	descOrphanBytes = prometheus.NewDesc(Namespace+"_sync_orphan_bytes",
+		"Encoded size of the blocks in the orphan pool.", nil, nil)
+	descOrphanFetches = prometheus.NewDesc(Namespace+"_sync_orphan_fetches",
+		"Orphan-parent fetches in flight.", nil, nil)
+	descSyncBackoffs = prometheus.NewDesc(Namespace+"_sync_backoff_peers",
+		"Peers not elected as sync peer until their election backoff ends.", nil, nil)
+	descLastSession = prometheus.NewDesc(Namespace+"_sync_last_session_end",
+		"1 for the reason the last sync session ended (done, stalled, offense, fault, ...), absent before the first.",
+		[]string{"reason"}, nil)
 	descPeers = prometheus.NewDesc(Namespace+"_peers",
 		"Connected peers by connection direction and transport.", []string{"direction", "transport"}, nil)
 	descReach = prometheus.NewDesc(Namespace+"_reachability",
@@ -111,6 +122,13 @@ type SyncSnapshot struct {
 	TargetHeight int64
 	// BlocksPerSecond is the rate at which the current session adds blocks.
 	BlocksPerSecond float64
+	// Orphans and OrphanBytes are the orphan pool's size, OrphanFetches
+	// the orphan-parent fetches in flight.
+	Orphans, OrphanBytes, OrphanFetches int
+	// BackoffPeers counts the peers in election backoff.
+	BackoffPeers int
+	// LastSessionEnd is why the last session ended ("" before the first).
+	LastSessionEnd string
 }
 
 // GossipSnapshot is one topic's gossip counters at one moment. The counters
@@ -353,7 +371,8 @@ type collector struct{ m *Manager }
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descMined, descDAGBlocks, descDAGTips, descDAGMaxHeight,
-		descSyncing, descSyncTarget, descSyncRate, descPeers, descGossip, descMesh,
+		descSyncing, descSyncTarget, descSyncRate, descOrphans, descOrphanBytes, descOrphanFetches,
+		descSyncBackoffs, descLastSession, descPeers, descGossip, descMesh,
 		descReach, descRelayAddrs, descHolePunch,
 	} {
 		ch <- d
@@ -390,6 +409,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- constMetric(descSyncing, prometheus.GaugeValue, syncing)
 			ch <- constMetric(descSyncTarget, prometheus.GaugeValue, float64(s.TargetHeight))
 			ch <- constMetric(descSyncRate, prometheus.GaugeValue, s.BlocksPerSecond)
+			ch <- constMetric(descOrphans, prometheus.GaugeValue, float64(s.Orphans))
+			ch <- constMetric(descOrphanBytes, prometheus.GaugeValue, float64(s.OrphanBytes))
+			ch <- constMetric(descOrphanFetches, prometheus.GaugeValue, float64(s.OrphanFetches))
+			ch <- constMetric(descSyncBackoffs, prometheus.GaugeValue, float64(s.BackoffPeers))
+			if s.LastSessionEnd != "" {
+				ch <- constMetric(descLastSession, prometheus.GaugeValue, 1, s.LastSessionEnd)
+			}
 		}
 	}
 	if src.Gossip != nil {

@@ -105,7 +105,8 @@ func TestScrape(t *testing.T) {
 	m.SetSources(Sources{
 		DAG: func() DAGSnapshot { return DAGSnapshot{Blocks: int(blocks.Load()), Tips: 3, MaxHeight: 17} },
 		Sync: func() SyncSnapshot {
-			return SyncSnapshot{Syncing: true, TargetHeight: 100, BlocksPerSecond: 12.5}
+			return SyncSnapshot{Syncing: true, TargetHeight: 100, BlocksPerSecond: 12.5,
+				Orphans: 3, OrphanBytes: 900, OrphanFetches: 2, BackoffPeers: 1, LastSessionEnd: "stalled"}
 		},
 		Gossip: func() []GossipSnapshot {
 			return []GossipSnapshot{{
@@ -129,9 +130,9 @@ func TestScrape(t *testing.T) {
 	m.ObserveRequest("sync", "getblocks", 3*time.Millisecond, nil)
 	m.ObserveRequest("sync", "getblocks", time.Minute, errors.New("timeout"))
 	m.ObserveRequest("rpc", "getblockmetrics", 500*time.Microsecond, nil)
-	orphans := 5.0
-	if err := m.RegisterGaugeFunc("dagnode_sync_orphans", "Orphan blocks waiting for parents.",
-		func() float64 { return orphans }); err != nil {
+	queued := 5.0
+	if err := m.RegisterGaugeFunc("dagnode_test_queued", "Blocks waiting in a test queue.",
+		func() float64 { return queued }); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.RegisterCounterFunc("dagnode_sync_stalls_total", "Sync sessions ended by a stall.",
@@ -153,6 +154,11 @@ func TestScrape(t *testing.T) {
 		`dagnode_sync_syncing 1`,
 		`dagnode_sync_target_height 100`,
 		`dagnode_sync_blocks_per_second 12.5`,
+		`dagnode_sync_orphans 3`,
+		`dagnode_sync_orphan_bytes 900`,
+		`dagnode_sync_orphan_fetches 2`,
+		`dagnode_sync_backoff_peers 1`,
+		`dagnode_sync_last_session_end{reason="stalled"} 1`,
 		`dagnode_peers{direction="inbound",transport="tcp"} 3`,
 		`dagnode_peers{direction="outbound",transport="quic"} 4`,
 		`dagnode_peers{direction="unknown",transport="relay"} 1`,
@@ -171,7 +177,7 @@ func TestScrape(t *testing.T) {
 		`dagnode_request_duration_seconds_bucket{method="getblocks",protocol="sync",result="error",le="+Inf"} 1`,
 		`dagnode_request_duration_seconds_sum{method="getblocks",protocol="sync",result="error"} 60`,
 		`dagnode_request_duration_seconds_bucket{method="getblockmetrics",protocol="rpc",result="ok",le="0.001"} 1`,
-		`dagnode_sync_orphans 5`,
+		`dagnode_test_queued 5`,
 		`dagnode_sync_stalls_total 9`,
 		`# TYPE dagnode_sync_stalls_total counter`,
 		`# TYPE dagnode_gossip_messages_total counter`,
@@ -185,11 +191,11 @@ func TestScrape(t *testing.T) {
 
 	// Pull-style: the next scrape reads the sources again.
 	blocks.Store(43)
-	orphans = 0
+	queued = 0
 	m.BlockAccepted(SourceMined)
 	wantLines(t, scrape(t, s),
 		`dagnode_dag_blocks 43`,
-		`dagnode_sync_orphans 0`,
+		`dagnode_test_queued 0`,
 		`dagnode_blocks_accepted_total{source="mined"} 1`,
 	)
 }

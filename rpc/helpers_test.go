@@ -305,9 +305,13 @@ func startServer(t testing.TB, edit func(*Config)) *testEnv {
 		Metrics:   env.metrics,
 		Peers:     env.peers,
 		Net:       fakeNet{},
-		Sync:      fakeSync{SyncInfo{Syncing: true, SyncPeer: "12D3KooWPeerA", Blocks: 25, Target: 100, Done: 5, BlocksPerSecond: 2.5, ETA: 30 * time.Second, Sessions: 1}},
-		Stop:      func() { env.stops.Add(1) },
-		Logger:    slog.New(slog.DiscardHandler),
+		Sync: fakeSync{SyncInfo{Syncing: true, SyncPeer: "12D3KooWPeerA", Blocks: 25, Target: 100, Done: 5,
+			BlocksPerSecond: 2.5, ETA: 30 * time.Second, Sessions: 1, Orphans: 4, OrphanBytes: 1200, OrphanFetches: 1,
+			LastSession: SessionEnd{Peer: "12D3KooWPeerB", Reason: "stalled", Err: "no frame in 10s", Blocks: 7,
+				Elapsed: 10500 * time.Millisecond, At: time.Unix(1_700_000_000, 0)},
+			Backoffs: []SyncBackoff{{Peer: "12D3KooWPeerB", Until: time.Unix(1_700_000_002, 0), Failures: 1, Reason: "stalled"}}}},
+		Stop:   func() { env.stops.Add(1) },
+		Logger: slog.New(slog.DiscardHandler),
 	}
 	if edit != nil {
 		edit(&cfg)

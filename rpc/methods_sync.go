@@ -27,6 +27,37 @@ type SyncInfo struct {
 	ETA time.Duration
 	// Sessions counts sync sessions so far.
 	Sessions uint64
+	// Orphans and OrphanBytes are the orphan pool's size; OrphanFetches the
+	// orphan-parent fetches in flight.
+	Orphans       int
+	OrphanBytes   int
+	OrphanFetches int
+	// LastSession is how the last session ended (zero before the first).
+	LastSession SessionEnd
+	// Backoffs are the peers not elected as sync peer before their Until.
+	Backoffs []SyncBackoff
+}
+
+// SessionEnd is how a sync session ended.
+type SessionEnd struct {
+	// Peer is the sync peer; Reason why the session ended (the sync
+	// manager's End* values: "done", "stalled", "offense", "fault", ...),
+	// Err the error behind it, if any.
+	Peer, Reason, Err string
+	// Blocks is the number of blocks the session added in Elapsed; At is
+	// when it ended.
+	Blocks  int
+	Elapsed time.Duration
+	At      time.Time
+}
+
+// SyncBackoff is a peer whose last Failures sessions failed, the last for
+// Reason: it is not elected again before Until.
+type SyncBackoff struct {
+	Peer     string
+	Until    time.Time
+	Failures int
+	Reason   string
 }
 
 func syncMethods() []*method {
@@ -35,7 +66,9 @@ func syncMethods() []*method {
 			name: "getsyncinfo", category: "sync",
 			summary: "Returns the sync state: whether the node is catching up, from whom, and how far it is.",
 			result: `{"syncmode", "syncpeer", "blocks", "target", "progress": 0 to 1, "done", "blockspersec", ` +
-				`"etaseconds", "sessions"}`,
+				`"etaseconds", "sessions", "orphans", "orphanbytes", "orphanfetches", ` +
+				`"lastsession": {"peer", "reason", "error", "blocks", "seconds", "time"} or null, ` +
+				`"backoffs": [{"peer", "until", "failures", "reason"}]}`,
 			needs: partSync,
 			run:   (*Server).handleGetSyncInfo,
 		},
@@ -53,6 +86,33 @@ type SyncInfoResult struct {
 	BlocksPerSec float64 `json:"blockspersec"`
 	ETASeconds   float64 `json:"etaseconds"`
 	Sessions     uint64  `json:"sessions"`
+	// Orphans, OrphanBytes and OrphanFetches describe the orphan pool.
+	Orphans       int `json:"orphans"`
+	OrphanBytes   int `json:"orphanbytes"`
+	OrphanFetches int `json:"orphanfetches"`
+	// LastSession is nil before the first session ends.
+	LastSession *SessionEndResult `json:"lastsession"`
+	Backoffs    []BackoffResult   `json:"backoffs"`
+}
+
+// SessionEndResult is getsyncinfo's last session.
+type SessionEndResult struct {
+	Peer    string  `json:"peer"`
+	Reason  string  `json:"reason"`
+	Error   string  `json:"error,omitempty"`
+	Blocks  int     `json:"blocks"`
+	Seconds float64 `json:"seconds"`
+	// Time is when the session ended, in Unix seconds.
+	Time int64 `json:"time"`
+}
+
+// BackoffResult is a peer in getsyncinfo's backoffs.
+type BackoffResult struct {
+	Peer string `json:"peer"`
+	// Until is when the peer may be elected again, in Unix seconds.
+	Until    int64  `json:"until"`
+	Failures int    `json:"failures"`
+	Reason   string `json:"reason"`
 }
 
 func (s *Server) handleGetSyncInfo(context.Context, args) (any, error) {
@@ -61,7 +121,7 @@ func (s *Server) handleGetSyncInfo(context.Context, args) (any, error) {
 	if si.Target > 0 && si.Blocks < si.Target {
 		progress = float64(si.Blocks) / float64(si.Target)
 	}
-	return SyncInfoResult{
+	res := SyncInfoResult{
 		SyncMode:     si.Syncing,
 		SyncPeer:     si.SyncPeer,
 		Blocks:       si.Blocks,
@@ -71,5 +131,15 @@ func (s *Server) handleGetSyncInfo(context.Context, args) (any, error) {
 		BlocksPerSec: si.BlocksPerSecond,
 		ETASeconds:   si.ETA.Seconds(),
 		Sessions:     si.Sessions,
-	}, nil
+		Orphans:      si.Orphans, OrphanBytes: si.OrphanBytes, OrphanFetches: si.OrphanFetches,
+		Backoffs: []BackoffResult{},
+	}
+	if e := si.LastSession; e.Reason != "" {
+		res.LastSession = &SessionEndResult{Peer: e.Peer, Reason: e.Reason, Error: e.Err, Blocks: e.Blocks,
+			Seconds: e.Elapsed.Seconds(), Time: e.At.Unix()}
+	}
+	for _, b := range si.Backoffs {
+		res.Backoffs = append(res.Backoffs, BackoffResult{Peer: b.Peer, Until: b.Until.Unix(), Failures: b.Failures, Reason: b.Reason})
+	}
+	return res, nil
 }

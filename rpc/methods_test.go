@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -591,13 +592,21 @@ func TestSyncMethods(t *testing.T) {
 	e := startServer(t, nil)
 	var si SyncInfoResult
 	e.ok(t, &si, "getsyncinfo")
-	want := SyncInfoResult{SyncMode: true, SyncPeer: "12D3KooWPeerA", Blocks: 25, Target: 100, Progress: 0.25, Done: 5, BlocksPerSec: 2.5, ETASeconds: 30, Sessions: 1}
-	if si != want {
+	want := SyncInfoResult{SyncMode: true, SyncPeer: "12D3KooWPeerA", Blocks: 25, Target: 100, Progress: 0.25, Done: 5,
+		BlocksPerSec: 2.5, ETASeconds: 30, Sessions: 1, Orphans: 4, OrphanBytes: 1200, OrphanFetches: 1,
+		LastSession: &SessionEndResult{Peer: "12D3KooWPeerB", Reason: "stalled", Error: "no frame in 10s", Blocks: 7,
+			Seconds: 10.5, Time: 1_700_000_000},
+		Backoffs: []BackoffResult{{Peer: "12D3KooWPeerB", Until: 1_700_000_002, Failures: 1, Reason: "stalled"}}}
+	if !reflect.DeepEqual(si, want) {
 		t.Errorf("getsyncinfo %+v, want %+v", si, want)
 	}
 	idle := startServer(t, func(c *Config) { c.Sync = fakeSync{SyncInfo{Blocks: 40}} })
-	idle.ok(t, &si, "getsyncinfo")
-	if si.SyncMode || si.Progress != 1 || si.SyncPeer != "" {
-		t.Errorf("not syncing: %+v", si)
+	var raw map[string]any
+	idle.ok(t, &raw, "getsyncinfo")
+	if raw["syncmode"] != false || raw["progress"] != 1.0 || raw["syncpeer"] != "" || raw["lastsession"] != nil {
+		t.Errorf("not syncing: %v", raw)
+	}
+	if b, ok := raw["backoffs"].([]any); !ok || len(b) != 0 {
+		t.Errorf("backoffs %v, want []", raw["backoffs"])
 	}
 }

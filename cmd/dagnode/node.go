@@ -219,7 +219,15 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 		},
 		Sync: func() metrics.SyncSnapshot {
 			i := n.sync.SyncInfo()
-			return metrics.SyncSnapshot{Syncing: i.Syncing, TargetHeight: int64(i.Target), BlocksPerSecond: i.BlocksPerSecond}
+			backoffs := 0
+			for _, b := range i.Backoffs {
+				if time.Now().Before(b.Until) {
+					backoffs++
+				}
+			}
+			return metrics.SyncSnapshot{Syncing: i.Syncing, TargetHeight: int64(i.Target), BlocksPerSecond: i.BlocksPerSecond,
+				Orphans: i.Orphans, OrphanBytes: i.OrphanBytes, OrphanFetches: i.OrphanFetches,
+				BackoffPeers: backoffs, LastSessionEnd: i.LastSession.Reason}
 		},
 		Gossip: func() []metrics.GossipSnapshot {
 			st := n.gossip.Stats()

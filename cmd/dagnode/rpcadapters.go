@@ -41,10 +41,18 @@ type syncStatus struct{ n *node }
 
 func (s syncStatus) SyncInfo() rpc.SyncInfo {
 	i := s.n.sync.SyncInfo()
-	return rpc.SyncInfo{
+	e := i.LastSession
+	out := rpc.SyncInfo{
 		Syncing: i.Syncing, SyncPeer: peerString(i.SyncPeer), Blocks: i.Blocks, Target: i.Target,
 		Done: i.Done, BlocksPerSecond: i.BlocksPerSecond, ETA: i.ETA, Sessions: i.Sessions,
+		Orphans: i.Orphans, OrphanBytes: i.OrphanBytes, OrphanFetches: i.OrphanFetches,
+		LastSession: rpc.SessionEnd{Peer: peerString(e.Peer), Reason: e.Reason, Err: e.Err, Blocks: e.Blocks,
+			Elapsed: e.Elapsed, At: e.At},
 	}
+	for _, b := range i.Backoffs {
+		out.Backoffs = append(out.Backoffs, rpc.SyncBackoff{Peer: b.Peer.String(), Until: b.Until, Failures: b.Failures, Reason: b.Reason})
+	}
+	return out
 }
 
 func peerString(p peer.ID) string {
