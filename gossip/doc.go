@@ -33,7 +33,7 @@
 //	Submit: *dag.MissingParentsError (orphan)       Ignore    orphan     no
 //	Submit: dag.ErrDuplicateBlock                   Ignore    duplicate  no
 //	Submit: *dag.RuleError                          Reject    rejected   yes
-//	Submit: wraps ErrDeferred (node in sync mode)   Ignore    ignored    no
+//	Submit: wraps ErrDeferred (orphan, sync mode)  Ignore    ignored    no
 //	Submit: any other error (local failure)         Ignore    ignored    no (Warn log)
 //
 // "Penalise" means Penalizer.Penalize(sender, the *dag.RuleError); the

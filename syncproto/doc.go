@@ -8,12 +8,25 @@
 // alone calls DAG.ProcessBlock(s): Submit waits for the outcome (mined
 // blocks, orphans from gossip, blocks fetched by sync); Enqueue hands over a
 // block that dag.CheckBlock already passed, so gossip can forward it before
-// it is on disk (queued blocks are processed before any later Submit). A
-// block with unknown parents is kept in a bounded orphan pool (MaxOrphans,
-// MaxOrphanBytes, oldest evicted first, dropped after OrphanExpiry); its
-// parents are fetched from the peer that sent it, and it is processed again
-// as soon as they are accepted (OnAccepted then reports it with relay set,
-// so the node announces it, gossip having ignored it the first time).
+// it is on disk (queued blocks are processed before any later Submit).
+//
+// # Orphans
+//
+// A block with unknown parents is kept in a bounded orphan pool (MaxOrphans,
+// MaxOrphanBytes, at most MaxOrphansPerPeer per sender, oldest evicted
+// first, dropped after OrphanExpiry) and processed again as soon as its
+// parents are accepted (OnAccepted then reports it with relay set, so the
+// node announces it, gossip having ignored it the first time). Its parents
+// are fetched from the sender by orphan fetchers that run beside sessions
+// and elections (orphanFetchers at once, one fetch per peer, each bounded
+// by orphanFetchTimeout and maxOrphanFetchDepth generations; a deeper gap
+// is left to a sync session with the sender). Orphans cost their sender: an
+// orphan evicted or expired without its parents having come from anyone
+// within orphanGrace charges PenaltyOrphan. In sync mode a peer's orphans
+// are not kept (ErrSyncing): the session brings their ancestors, and their
+// sender's status names them. Blocks whose parents we have are accepted in
+// sync mode as at any other time. A session never depends on the pool: its
+// blocks arrive parents first.
 //
 // # Sync
 //
@@ -22,20 +35,48 @@
 // as a dagnode node of another network and does not speak our protocol, or
 // its genesis differs) is reported to the peer tracker, which bans it. A
 // peer that is no dagnode node at all (libp2p's AutoNAT dial-back hosts,
-// plain DHT or relay clients) is left alone: ErrNotDagnode, no penalty. A
-// peer is behind-worthy when it names tips we lack for more than
-// BehindGrace, or is syncLeadHeights ahead. The election waits up to
-// ElectionWait for MinElectionPeers statuses, takes the target most peers
-// agree on (ties: more total work, then more blocks) and picks one sync peer
-// among those that have it. In a session (sync mode: announcements from
-// other peers are dropped with ErrSyncing) the manager finds a start height
-// from the peer's tip heights, pages through getblocks → inv, fetches what
-// it lacks with pipelineDepth getdata requests in flight, submits the blocks
-// in inventory order, then fetches orphans' parents by hash. It ends when we
-// have the peer's tips; a peer that lets StallTimeout pass without a block
-// is dropped and penalised, and one that answers notfound for tips it
-// claimed is penalised. Progress is logged every ProgressInterval and
-// reported by SyncInfo.
+// plain DHT or relay clients) is left alone: ErrNotDagnode, no penalty. An
+// implausible status (a block count below its height, more tips than blocks,
+// more blocks than its work allows) is refused. A peer is a candidate when it
+// names tips we lack for more than BehindGrace, or is syncLeadHeights ahead.
+//
+// Election runs as soon as the statuses are in (it waits up to ElectionWait
+// only while handshakes are still in flight): candidates that claim the
+// same tips and work form a group; the group with the most peers wins (ties:
+// more work, then more blocks), and within it the peer with the fewest
+// failed sessions, then the fewest orphans still waiting for parents. A peer
+// whose session failed is not elected again for a backoff that starts at
+// backoffBase and doubles with each failure in a row up to backoffMax.
+//
+// A session is rounds of getblocks → inv → getdata: the request carries our
+// locator (dag.Locator: our tips, then our selected-parent chain at doubling
+// distances, then the genesis), the peer answers with every block outside
+// the past of the locator, parents first (dag.NotInPast), streamed in inv
+// frames while we fetch the blocks we lack with pipelineDepth getdata
+// requests in flight and add them in inventory order. A round leaves no
+// holes, whatever the DAG's shape (side blocks at any depth, many concurrent
+// miners, gaps left by dropped gossip), so a session from a peer at the
+// genesis is one round unless the peer has more than MaxInvPerReply blocks
+// to list. The session ends:
+//
+//	done         our DAG holds the tips the peer claimed
+//	stalled      no frame for StallTimeout: PenaltyStall
+//	offense      a protocol violation, an invalid or unrequested block, or a
+//	             claim not served (notfound for a listed block, an inventory
+//	             without the claimed tips, a block before its parents):
+//	             the violation's penalty (PenaltyEmptyPromise for claims)
+//	fault        a reset, EOF or lost connection: no penalty; after
+//	             maxFaults in a row the connection is closed, never banned
+//	no progress  a round added nothing
+//	preempted    the peer sent nothing for preemptAfter while another peer
+//	             claims the blocks we lack: no penalty
+//	closed/local the manager stops, or our own storage failed
+//
+// Every ending but done backs the peer off. After a session that added
+// blocks the manager pushes its status to the other peers, so a healed
+// partition converges in seconds, not at the next sample. Progress is
+// logged every ProgressInterval; SyncInfo reports the session, the orphan
+// pool, the orphan fetches, the last session's end and the backoffs.
 //
 // # Relayed connections
 //
@@ -50,9 +91,12 @@
 //
 // # Wire format
 //
-// The protocol id embeds the network: /dagnode/<network>/sync/1. Each stream
-// carries one request from the client, whose write side is then closed, and
-// the server's reply. A frame is
+// The protocol id embeds the network and the version:
+// /dagnode/<network>/sync/2 (version 2 replaced sync/1's height-ranged
+// getblocks, whose guesses left holes in wide DAGs, and retired its
+// getheight and hashes messages). Each stream carries one request from the
+// client, whose write side is then closed, and the server's reply. A frame
+// is
 //
 //	uvarint(len) | type (1 byte) | payload (len-1 bytes)
 //
@@ -61,29 +105,35 @@
 //
 //	status    (1) genesis | max height u64 | block count u64 | work len u8 | work (big-endian, minimal, <= 40 bytes) |
 //	              u16 count | count × (tip hash | tip height u64), <= MaxStatusTips
-//	getblocks (2) start height u64 | end hash (zero: up to the server's tips)
-//	inv       (3) u16 count | count × (type u8 = 1 | hash | height u64), <= MaxInvEntries, by height
+//	getblocks (2) locator: hash list, <= MaxLocatorHashes, our tips first
+//	inv       (3) flags u8 (1 last frame, 2 more after this reply) | u16 count | count × hash, <= MaxInvEntries
 //	getdata   (4) hash list, <= MaxGetDataHashes
 //	block     (5) one encoded block, <= dag.MaxBlockSize
 //	notfound  (6) hash list of requested blocks the server lacks; ends a getdata reply
-//	getheight (7) height u64
-//	hashes    (8) hash list of the blocks at that height, <= MaxHeightHashes
 //
-// Requests and replies: status → status (the request carries the client's
-// status, so both sides learn each other's DAG); getblocks → one inv (whole
-// heights only, unless one height alone exceeds the limit); getdata → block
-// frames then one notfound; getheight → hashes. Serving blocks is charged to
-// a per-peer rate limit (DefaultServeRate); an exhausted budget delays the
-// reply, it never fails it.
+// Types 7 and 8 (sync/1's getheight and hashes) are unknown frames in
+// version 2. Requests and replies: status → status (the request carries the
+// client's status, so both sides learn each other's DAG); getblocks → inv
+// frames, parents first, the last flagged, at most MaxInvPerReply hashes per
+// reply (flag "more": ask again with the new locator); getdata → block
+// frames then one notfound. Serving is charged to a per-peer rate limit
+// (DefaultServeRate blocks per second; invEntriesPerToken inventory entries
+// cost one block) and at most maxConcurrentInventories inventories are
+// walked at once; an exhausted budget delays the reply, it never fails it.
 //
 // # Handlers
 //
 // Every handler recovers from panics, sets a read deadline before the first
 // read, reads bounded frames (never io.ReadAll), refuses unknown or
-// unexpected types and trailing bytes, closes the stream on success and
-// resets it on error. Protocol violations are *ProtocolError carrying their
-// penalty, and go to the peer tracker; so do invalid blocks (*dag.RuleError)
-// and unrequested ones.
+// unexpected types and bytes after the request, closes the stream on
+// success and resets it on error. Protocol violations are *ProtocolError
+// carrying their penalty, and go to the peer tracker; so do invalid blocks
+// (*dag.RuleError) and unrequested ones. Faults of the network are not
+// violations: a reset, an EOF or a deadline after a complete request (or,
+// in our client, after a complete reply) ends the stream without a penalty;
+// only bytes that do arrive after the last frame are an offence. A read
+// deadline applies to each frame of a reply (StallTimeout), not to the
+// whole reply, so a long inventory from a slow honest peer is not a stall.
 //
 // What this package must not do: write to the DAG anywhere but the manager
 // loop, block that loop on the network, or trust a length before checking it.
