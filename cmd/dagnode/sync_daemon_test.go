@@ -4,10 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/dagnode/dagnode/dag"
+	"github.com/dagnode/dagnode/syncproto"
 )
 
 // Sync with real dagnode processes and default flags (ports, data
@@ -153,4 +162,146 @@ func TestDaemonsConvergeAfterConcurrentMining(t *testing.T) {
 		t.Fatalf("the newcomer ran no sync session: %+v", si)
 	}
 	t.Logf("newcomer: %d sync sessions, the last ended %q", si.Sessions, si.LastSession.Reason)
+}
+
+// lyingDAG claims a far tip and never serves anything: the DAG behind a
+// liar's sync manager.
+type lyingDAG struct {
+	*dag.DAG
+	hang <-chan struct{}
+}
+
+func (l lyingDAG) Status() dag.Status {
+	st := l.DAG.Status()
+	st.Tips = []dag.Hash{{0x42}}
+	st.MaxHeight, st.Count = 1_000_000, 2_000_000
+	st.TotalWork = new(big.Int).Mul(dag.Work(dag.RegTestParams.PowLimitBits), big.NewInt(1<<40))
+	return st
+}
+
+func (l lyingDAG) NotInPast([]dag.Hash, int) ([]dag.HashHeight, bool) {
+	<-l.hang
+	return nil, false
+}
+
+func (l lyingDAG) BlockBytes(ctx context.Context, _ dag.Hash) ([]byte, error) {
+	select {
+	case <-l.hang:
+	case <-ctx.Done():
+	}
+	return nil, dag.ErrUnknownBlock
+}
+
+// startLiar runs, in this process, a regtest dagnode peer whose status
+// claims a tip a million heights ahead and which never answers getblocks
+// or getdata, connected to each of to.
+func startLiar(t *testing.T, to ...*proc) peer.ID {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(),
+		libp2p.ProtocolVersion("/dagnode/regtest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dag.Open(context.Background(), dssync.MutexWrap(ds.NewMapDatastore()), dag.RegTestParams, dag.WithLogger(testLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hang := make(chan struct{})
+	m, err := syncproto.New(syncproto.Config{Host: h, DAG: lyingDAG{d, hang}, Peers: noPeers{}, Logger: testLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(hang); m.Close(); h.Close() })
+	for _, p := range to {
+		ai, err := peer.AddrInfoFromString(p.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = h.Connect(ctx, *ai)
+		cancel()
+		if err != nil {
+			t.Fatalf("liar connecting to %s: %v", p.name, err)
+		}
+	}
+	return h.ID()
+}
+
+// TestDaemonFollowsMinerBesideALiar: B follows miner A while a peer claims
+// a far tip and never serves it. B keeps accepting A's blocks (never more
+// than a second's worth behind) and the liar is penalised for the claim it
+// did not serve and backed off.
+func TestDaemonFollowsMinerBesideALiar(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts dagnode processes")
+	}
+	a := startProc(t, "A")
+	b := startProc(t, "B", "--bootstrap", a.addr())
+	pollUntil(t, 30*time.Second, "B connected to A", func() bool { return b.connectedTo(a) })
+	liar := startLiar(t, b)
+
+	// A mines 20 blocks a second for longer than a stall takes.
+	const interval = 50 * time.Millisecond
+	worst := 0
+	var count int
+	deadline := time.Now().Add(syncproto.DefaultStallTimeout + 5*time.Second)
+	for time.Now().Before(deadline) {
+		if err := a.generate(1); err != nil {
+			t.Fatal(err)
+		}
+		mined, err := a.tips()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.call(&count, "getblockcount"); err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, mined.BlkCount-count)
+		time.Sleep(interval) // the miner's block interval
+	}
+	dt := sameDAG(t, 5*time.Second, a, b)
+	t.Logf("B followed A to %d blocks; the greatest lag seen was %d blocks", dt.BlkCount, worst)
+	if limit := int(time.Second / interval); worst > limit {
+		t.Fatalf("B fell %d blocks behind A (more than %d, a second's worth)", worst, limit)
+	}
+
+	var peers []struct {
+		ID       string `json:"id"`
+		BanScore int    `json:"banscore"`
+	}
+	if err := b.call(&peers, "getpeerinfo"); err != nil {
+		t.Fatal(err)
+	}
+	score := -1
+	for _, p := range peers {
+		if p.ID == liar.String() {
+			score = p.BanScore
+		}
+	}
+	var si struct {
+		Backoffs []struct {
+			Peer     string `json:"peer"`
+			Failures int    `json:"failures"`
+			Reason   string `json:"reason"`
+		} `json:"backoffs"`
+	}
+	if err := b.call(&si, "getsyncinfo"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("liar: ban score %d, backoffs %+v", score, si.Backoffs)
+	if score <= 0 {
+		t.Fatalf("the liar's ban score is %d, want it penalised", score)
+	}
+	if !slices.ContainsFunc(si.Backoffs, func(bo struct {
+		Peer     string `json:"peer"`
+		Failures int    `json:"failures"`
+		Reason   string `json:"reason"`
+	}) bool {
+		return bo.Peer == liar.String() && bo.Failures > 0
+	}) {
+		t.Fatal("the liar is not in election backoff")
+	}
 }
