@@ -269,7 +269,7 @@ func TestDaemonsFindEachOtherOnLoopback(t *testing.T) {
 	}
 	a := startProc(t, "A")
 	b := startProc(t, "B", "--bootstrap", a.addr())
-	startResetter(t, a, b)
+	resetter := startResetter(t, a, b)
 	silent := silentListener(t)
 	host, port, _ := net.SplitHostPort(silent)
 	// A valid peer ID that no one holds.
@@ -288,6 +288,30 @@ func TestDaemonsFindEachOtherOnLoopback(t *testing.T) {
 		}
 		if ni.Reachability != "unknown" || ni.DHTMode != "server" {
 			t.Fatalf("%s on loopback: reachability %q, DHT mode %q; want unknown and server", p.name, ni.Reachability, ni.DHTMode)
+		}
+	}
+	// Resets are faults, not offences: the resetter is neither scored nor
+	// banned.
+	for _, p := range []*proc{a, b} {
+		var peers []struct {
+			ID       string `json:"id"`
+			BanScore int    `json:"banscore"`
+			Banned   bool   `json:"banned"`
+		}
+		if err := p.call(&peers, "getpeerinfo"); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, q := range peers {
+			if q.ID == resetter.String() {
+				found = true
+				if q.BanScore != 0 || q.Banned {
+					t.Fatalf("%s scored the stream resetter %d (banned %v)", p.name, q.BanScore, q.Banned)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("%s is no longer connected to the stream resetter", p.name)
 		}
 	}
 }
