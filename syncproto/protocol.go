@@ -342,12 +342,12 @@ func (m *Manager) RequestStatus(ctx context.Context, p peer.ID) (*Status, error)
 }
 
 // RequestInventory asks p for the blocks of its DAG outside the past of
-// locator and hands each inv frame's entries to fn as they arrive (fn may
-// block: the reply is read no faster). more reports that p's reply stopped
-// at MaxInvPerReply. Each frame must come within SyncRequestTimeout of the
-// previous one (or of the request), and the reply may list at most
-// MaxInvPerReply blocks.
-func (m *Manager) RequestInventory(ctx context.Context, p peer.ID, locator []dag.Hash, fn func([]dag.Hash) error) (more bool, err error) {
+// locator and hands each inv frame's entries to fn as they arrive, last set
+// for the last frame (fn may block: the reply is read no faster). more
+// reports that p's reply stopped at MaxInvPerReply. Each frame must come
+// within StallTimeout of the previous one (or of the request), and the
+// reply may list at most MaxInvPerReply blocks.
+func (m *Manager) RequestInventory(ctx context.Context, p peer.ID, locator []dag.Hash, fn func(hashes []dag.Hash, last bool) error) (more bool, err error) {
 	s, err := m.request(ctx, p, MsgGetBlocks, encodeHashes(locator))
 	if err != nil {
 		return false, err
@@ -369,7 +369,7 @@ func (m *Manager) RequestInventory(ctx context.Context, p peer.ID, locator []dag
 			if total += len(inv.Hashes); total > MaxInvPerReply {
 				return violation("inv reply of more than %d blocks", MaxInvPerReply)
 			}
-			if err := fn(inv.Hashes); err != nil {
+			if err := fn(inv.Hashes, inv.Flags&InvLast != 0); err != nil {
 				return err
 			}
 			if inv.Flags&InvLast != 0 {

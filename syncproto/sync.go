@@ -42,9 +42,13 @@ const (
 	// flight do not start sessions all the time.
 	BehindGrace = time.Second
 
-	// syncLeadHeights: a peer this many heights ahead of us is a candidate
-	// at once, without the grace.
+	// syncLeadHeights and syncLeadBlocks: a peer this many heights, or
+	// this many blocks, ahead of us is a candidate at once, without the
+	// grace: that is more than gossip has in flight. (After a partition
+	// heals, the peers of the first node to sync see it far ahead in
+	// blocks, though not in height.)
 	syncLeadHeights = 2
+	syncLeadBlocks  = 16
 
 	// pipelineDepth is how many getdata requests are in flight at once.
 	pipelineDepth = 4
@@ -428,7 +432,8 @@ func (m *Manager) sampleStatuses(skip peer.ID) {
 // set, is left out too.
 func (m *Manager) elect(skip peer.ID) (_ peer.ID, _ *Status, recheck time.Time) {
 	now := time.Now()
-	ourHeight := uint64(m.cfg.DAG.Status().MaxHeight)
+	ours := m.cfg.DAG.Status()
+	ourHeight, ourCount := uint64(ours.MaxHeight), uint64(ours.Count)
 	later := func(t time.Time) {
 		if recheck.IsZero() || t.Before(recheck) {
 			recheck = t
@@ -448,7 +453,8 @@ func (m *Manager) elect(skip peer.ID) (_ peer.ID, _ *Status, recheck time.Time) 
 			later(b.notBefore)
 			continue
 		}
-		if due := ps.aheadSince.Add(BehindGrace); now.Before(due) && ps.status.MaxHeight < ourHeight+syncLeadHeights {
+		if due := ps.aheadSince.Add(BehindGrace); now.Before(due) &&
+			ps.status.MaxHeight < ourHeight+syncLeadHeights && ps.status.Count < ourCount+syncLeadBlocks {
 			later(due)
 			continue
 		}
@@ -765,21 +771,21 @@ func (m *Manager) fetchRound(ctx context.Context, p peer.ID) (more bool, err err
 				want = want[n:]
 			}
 		}
-		more, invErr = m.RequestInventory(ctx, p, m.cfg.DAG.Locator(), func(hashes []dag.Hash) error {
+		// The last frame flushes everything: the last getdata need not
+		// wait for the inventory stream's close.
+		more, invErr = m.RequestInventory(ctx, p, m.cfg.DAG.Locator(), func(hashes []dag.Hash, last bool) error {
 			for _, h := range hashes {
 				if !seen[h] && !m.cfg.DAG.HaveBlock(h) {
 					seen[h] = true
 					want = append(want, h)
 				}
 			}
-			flush(false)
+			flush(last)
 			return nil
 		})
 		if invErr != nil {
 			cancel()
-			return
 		}
-		flush(true)
 	})
 	var fetchers sync.WaitGroup
 	for range pipelineDepth { // stage 2: getdata

@@ -33,8 +33,16 @@ func testLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// startNode runs a node in this process on loopback with OS-chosen ports.
+// startNode runs a node in this process on loopback with OS-chosen ports
+// and testNodeOptions' short timers.
 func startNode(t testing.TB, network string, dir string, extra ...string) *node {
+	t.Helper()
+	return startNodeWith(t, testNodeOptions, network, dir, extra...)
+}
+
+// startNodeWith is startNode with the given node options; nodeOptions{}
+// runs the node with its default timers.
+func startNodeWith(t testing.TB, opts nodeOptions, network string, dir string, extra ...string) *node {
 	t.Helper()
 	args := append([]string{"--network", network, "--datadir", dir, "--nonat", "--nomdns",
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--genproclimit", "1",
@@ -43,7 +51,7 @@ func startNode(t testing.TB, network string, dir string, extra ...string) *node 
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := newNode(context.Background(), cfg, testLog(), testNodeOptions)
+	n, err := newNode(context.Background(), cfg, testLog().With("node", filepath.Base(dir)), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
