@@ -40,7 +40,10 @@
 // a reopened store is always a consistent DAG; Open checks that, and Verify
 // checks everything. ProcessBlocks imports many blocks with one sync. A DAG is
 // safe for concurrent use: reads share a RWMutex, writes take it exclusively.
-// In the node the sync manager is the only writer.
+// In the node the sync manager is the only writer. OpenPebbleStore refuses a
+// store another process holds (ErrStoreLocked) and one whose write-ahead log
+// no longer reads back where it had been synced (ErrStoreDamaged), rather
+// than open it without the acknowledged blocks after the damage.
 //
 // What this package must not do: import networking or any other package of
 // this module, start goroutines, or panic on bytes from outside.

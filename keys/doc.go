@@ -16,9 +16,22 @@
 // renamed over the target, so a crash never leaves a half-written key; missing
 // parent directories are created with mode 0700.
 //
+// Loading checks, besides the format and the key type, two things a file can
+// get wrong without failing to parse, each an error naming the file:
+//
+//   - the public key stored beside the seed must be the one the seed derives
+//     (ErrKeyMismatch); libp2p would otherwise use the stored half as it is,
+//     so one damaged byte silently changes the peer ID or the mining address;
+//   - like ssh with a private key, a file its group or others may access
+//     (any of the mode bits 077) is refused, not warned about
+//     (ErrKeyPermissions): the error says to run chmod 600 on it. A warning
+//     scrolls past in a daemon's log while the key stays exposed; refusing
+//     costs one chmod. Modes 0600 and 0400 load. Windows, where these bits
+//     mean nothing, is not checked.
+//
 // What this package must not do: it never replaces a key file that exists but
-// cannot be read or parsed (that is an error naming the file, because a new
-// key would silently change the node's identity or lose mined funds); it never
-// logs or prints key material; and it imports nothing else from this module
+// cannot be read, parsed or trusted (that is an error naming the file, because
+// a new key would silently change the node's identity or lose mined funds); it
+// never logs or prints key material; and it imports nothing else from this module
 // and nothing networked (only libp2p's core/crypto key types).
 package keys

@@ -209,3 +209,147 @@ func TestWriteFileAtomicReplaces(t *testing.T) {
 	checkPerm(t, path, 0o600)
 	checkOnlyEntries(t, dir, "f")
 }
+
+// flipPublicByte flips one byte of the public half of the Ed25519 key file
+// at path, which must be the stored public key of want, and returns the new
+// file content. A marshalled Ed25519 key ends with the seed and then the
+// public key, 32 bytes each.
+func flipPublicByte(t *testing.T, path string, want crypto.PubKey) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := want.Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) < len(pub) || !bytes.Equal(data[len(data)-len(pub):], pub) {
+		t.Fatalf("%s does not end with its public key", path)
+	}
+	data[len(data)-len(pub)/2] ^= 0x01
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := crypto.UnmarshalPrivateKey(data); err != nil {
+		t.Fatalf("the flipped key no longer parses (%v): the test would not reach the check", err)
+	}
+	return data
+}
+
+func TestLoadOrCreateIdentityMismatchedPublicKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "identity.key")
+	priv, _, err := LoadOrCreateIdentity(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := flipPublicByte(t, path, priv.GetPublic())
+
+	got, created, err := LoadOrCreateIdentity(path)
+	if !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("error = %v, want ErrKeyMismatch", err)
+	}
+	if got != nil || created {
+		t.Fatalf("got key %v, created %v alongside an error", got, created)
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Fatalf("error %q does not name the path %s", err, path)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(after, damaged) {
+		t.Fatal("the damaged key file was modified")
+	}
+	checkOnlyEntries(t, dir, "identity.key")
+}
+
+func TestLoadOrCreateIdentityMismatchedSeed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "identity.key")
+	if _, _, err := LoadOrCreateIdentity(path); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-32-1] ^= 0x80 // the seed's last byte
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadOrCreateIdentity(path); !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("error = %v, want ErrKeyMismatch", err)
+	}
+}
+
+func TestLoadOrCreateIdentityPermissions(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("file modes are not checked on Windows")
+	}
+	cases := []struct {
+		mode os.FileMode
+		ok   bool
+	}{
+		{0o600, true},
+		{0o400, true},
+		{0o644, false},
+		{0o640, false},
+		{0o604, false},
+		{0o620, false},
+		{0o666, false},
+	}
+	for _, c := range cases {
+		t.Run(c.mode.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "identity.key")
+			want, _, err := LoadOrCreateIdentity(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, c.mode); err != nil {
+				t.Fatal(err)
+			}
+			got, created, err := LoadOrCreateIdentity(path)
+			if c.ok {
+				if err != nil {
+					t.Fatalf("mode %v refused: %v", c.mode, err)
+				}
+				if created || !got.Equals(want) {
+					t.Fatalf("mode %v: got another key (created %v)", c.mode, created)
+				}
+				return
+			}
+			if !errors.Is(err, ErrKeyPermissions) {
+				t.Fatalf("mode %v: error = %v, want ErrKeyPermissions", c.mode, err)
+			}
+			if got != nil || created {
+				t.Fatalf("got key %v, created %v alongside an error", got, created)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "chmod 600 "+path) {
+				t.Fatalf("error %q does not give the fix for %s", msg, path)
+			}
+			checkPerm(t, path, c.mode)
+			after, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(after, before) {
+				t.Fatal("a refused key file was modified")
+			}
+			checkOnlyEntries(t, dir, "identity.key")
+
+			if err := os.Chmod(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if got, _, err := LoadOrCreateIdentity(path); err != nil || !got.Equals(want) {
+				t.Fatalf("after chmod 600: %v", err)
+			}
+		})
+	}
+}

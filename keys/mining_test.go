@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -111,5 +113,74 @@ func TestLoadOrCreateDefaultMiningAddressMalformed(t *testing.T) {
 	}
 	if _, err := crypto.UnmarshalPrivateKey(bad); err == nil {
 		t.Fatal("test fixture unexpectedly parses as a key")
+	}
+}
+
+func TestLoadOrCreateDefaultMiningAddressMismatchedPublicKey(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := LoadOrCreateDefaultMiningAddress(dir, 0x1e); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, DefaultMiningKeyFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := crypto.UnmarshalPrivateKey(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := flipPublicByte(t, path, priv.GetPublic())
+
+	a, created, err := LoadOrCreateDefaultMiningAddress(dir, 0x1e)
+	if !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("error = %v (address %s), want ErrKeyMismatch", err, a)
+	}
+	if created || a != (Address{}) {
+		t.Fatalf("got address %s, created %v alongside an error", a, created)
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Fatalf("error %q does not name the path %s", err, path)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(after, damaged) {
+		t.Fatal("the damaged mining key file was modified")
+	}
+	checkOnlyEntries(t, dir, DefaultMiningKeyFile)
+}
+
+func TestLoadOrCreateDefaultMiningAddressPermissions(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("file modes are not checked on Windows")
+	}
+	dir := t.TempDir()
+	want, _, err := LoadOrCreateDefaultMiningAddress(dir, 0x1e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, DefaultMiningKeyFile)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, created, err := LoadOrCreateDefaultMiningAddress(dir, 0x1e)
+	if !errors.Is(err, ErrKeyPermissions) {
+		t.Fatalf("0644 mining key: error = %v, want ErrKeyPermissions", err)
+	}
+	if created {
+		t.Fatal("created = true alongside an error")
+	}
+	if !strings.Contains(err.Error(), "chmod 600 "+path) {
+		t.Fatalf("error %q does not give the fix for %s", err, path)
+	}
+	checkOnlyEntries(t, dir, DefaultMiningKeyFile)
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, created, err := LoadOrCreateDefaultMiningAddress(dir, 0x1e)
+	if err != nil || created || got != want {
+		t.Fatalf("after chmod 600: address %s (want %s), created %v, error %v", got, want, created, err)
 	}
 }
