@@ -76,6 +76,7 @@ type Tracker struct {
 	started bool
 	closed  bool
 	peers   map[peer.ID]*peerState
+	lastNum int32 // the last peerState.num given
 	scores  map[peer.ID]score
 	bans    map[peer.ID]BanInfo
 	pending map[peer.ID][]string // Protect calls before Start
@@ -94,6 +95,7 @@ type Tracker struct {
 // peerState is what the tracker knows about a connected peer beyond what the
 // host knows.
 type peerState struct {
+	num             int32
 	connectedAt     time.Time
 	agentVersion    string
 	protocolVersion string
@@ -280,7 +282,11 @@ func (t *Tracker) ensure(h host.Host, p peer.ID) *peerState {
 	defer t.mu.Unlock()
 	st := t.peers[p]
 	if st == nil && connected {
-		st = &peerState{connectedAt: t.now()}
+		t.lastNum++
+		if t.lastNum <= 0 { // after math.MaxInt32 connections
+			t.lastNum = 1
+		}
+		st = &peerState{num: t.lastNum, connectedAt: t.now()}
 		t.peers[p] = st
 	}
 	return st
@@ -658,6 +664,11 @@ func (t *Tracker) BandwidthTotals() metrics.Stats {
 // PeerInfo is a snapshot of a connected peer.
 type PeerInfo struct {
 	ID peer.ID
+	// Num is the peer's connection number (btcd's numeric peer id): given
+	// when the peer connects, 1 for the first, then increasing; a peer that
+	// disconnects and comes back gets a new one. It wraps to 1 after
+	// math.MaxInt32.
+	Num int32
 	// Direction is the direction of the connection shown (a direct one if
 	// any, else the oldest).
 	Direction network.Direction
@@ -749,6 +760,7 @@ func (t *Tracker) snapshot(h host.Host, p peer.ID) (PeerInfo, bool) {
 
 	t.mu.Lock()
 	if s := t.peers[p]; s != nil {
+		info.Num = s.num
 		info.ConnectedAt = s.connectedAt
 		info.AgentVersion = s.agentVersion
 		info.ProtocolVersion = s.protocolVersion

@@ -292,6 +292,26 @@ func TestPeerInfo(t *testing.T) {
 	if tot := b.tr.BandwidthTotals(); tot.TotalIn < n || tot.TotalOut < n {
 		t.Errorf("totals %+v", tot)
 	}
+
+	// A peer that comes back gets a new, greater number.
+	if info.Num <= 0 {
+		t.Fatalf("Num %d, want > 0", info.Num)
+	}
+	if err := a.tr.Disconnect(b.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the tracker to drop the peer", func() bool {
+		a.tr.mu.Lock()
+		defer a.tr.mu.Unlock()
+		return a.tr.peers[b.h.ID()] == nil
+	})
+	if err := connect(b.h, a.h, addrInfo(t, a.h, multiaddr.P_QUIC_V1)); err != nil {
+		t.Fatal(err)
+	}
+	again, ok := a.tr.Peer(b.h.ID())
+	if !ok || again.Num <= info.Num {
+		t.Errorf("after reconnecting: Num %d (connected %v), want > %d", again.Num, ok, info.Num)
+	}
 }
 
 func TestSyncPeerAndProtect(t *testing.T) {

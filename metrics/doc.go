@@ -64,13 +64,16 @@
 // path is 404) with read, write and idle timeouts, at most 4 scrapes at once
 // and a 10 s gathering timeout. It is off unless the daemon is given
 // --metrics host:port; it has no authentication, so bind it to loopback or a
-// private address. A collector that fails (a panicking source, an invalid
-// label) is logged and the rest is served.
+// private address (a non-loopback address is logged at Warn). At most 64
+// connections are open at once, 16 from one IP; more are closed at once
+// (internal/connlimit). No label holds a file system path. A collector
+// that fails (a panicking source, an invalid label) is logged and the rest
+// is served.
 //
 // # What this package must not do
 //
-// It imports nothing else of this module and nothing networked beyond
-// net/http. Recording methods never block a producer beyond a short mutex
+// It imports nothing else of this module but internal/connlimit, and
+// nothing networked beyond net/http. Recording methods never block a producer beyond a short mutex
 // hold or an atomic add, and never allocate on the hot path; memory use is
 // bounded whatever the uptime: label values come only from fixed sets
 // (BlockAccepted folds unknown sources into "other") or from the caller's own

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/dagnode/dagnode/internal/connlimit"
 )
 
 // Path is the one path the Server answers: GET (and HEAD) /metrics.
@@ -30,6 +32,10 @@ const (
 	// shutdownTimeout is how long Close lets running scrapes finish before it
 	// closes their connections.
 	shutdownTimeout = 5 * time.Second
+	// maxConns and maxConnsPerIP bound the open connections: a scraper
+	// needs one; a flood of idle ones is closed at once.
+	maxConns      = 64
+	maxConnsPerIP = 16
 )
 
 // ErrServerClosed is returned by Start after Close.
@@ -97,8 +103,14 @@ func (s *Server) Start() error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	s.ln, s.started = ln, true
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+		s.log.Warn("metrics served on a non-loopback address without authentication: anyone who can reach it reads the node's state", "addr", ln.Addr().String())
+	}
+	limited := connlimit.NewBudget(maxConns, maxConnsPerIP, func(a net.Addr) {
+		s.log.Debug("metrics connection refused: too many connections", "remote", a.String())
+	}).Listener(ln)
 	s.wg.Go(func() {
-		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(limited); !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("metrics server stopped", "err", err)
 		}
 	})

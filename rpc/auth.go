@@ -7,8 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +40,9 @@ type authenticator struct {
 type failRecord struct {
 	n    int
 	last time.Time
+	// until ends the window in which the address gets no credential check
+	// at all (HTTP 429): one guess per delay, however many connections.
+	until time.Time
 }
 
 func newAuthenticator(base, max time.Duration) *authenticator {
@@ -85,11 +87,42 @@ func (a *authenticator) failed(ip string) (int, time.Duration) {
 	}
 	rec.n++
 	rec.last = now
+	d := a.delay(rec.n)
+	rec.until = now.Add(d)
+	return rec.n, d
+}
+
+// delay is the wait after the nth failure in a row: base doubled for each
+// failure after the first, at most max.
+func (a *authenticator) delay(n int) time.Duration {
 	d := a.base
-	for i := 1; i < rec.n && d < a.max; i++ {
+	for i := 1; i < n && d < a.max; i++ {
 		d *= 2
 	}
-	return rec.n, min(d, a.max)
+	return min(d, a.max)
+}
+
+// admit decides whether a request from ip gets its credentials checked. An
+// address with a failure streak gets one check per delay window: admit
+// reserves the window, and refuses (returning how long to wait) requests
+// that arrive inside it. So parallel connections guess no faster than one
+// sequential client.
+func (a *authenticator) admit(ip string) time.Duration {
+	if a.nfails.Load() == 0 {
+		return 0
+	}
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rec := a.fails[ip]
+	if rec == nil || now.Sub(rec.last) > authFailForget {
+		return 0
+	}
+	if now.Before(rec.until) {
+		return rec.until.Sub(now)
+	}
+	rec.until = now.Add(a.delay(rec.n))
+	return 0
 }
 
 // evictLocked drops expired records, or if none, one arbitrary record.
@@ -116,6 +149,14 @@ func (a *authenticator) succeeded(ip string) {
 	delete(a.fails, ip)
 	a.nfails.Store(int64(len(a.fails)))
 	a.mu.Unlock()
+}
+
+// authThrottled answers 429: ip failed to log in and its delay window is
+// still open.
+func (s *Server) authThrottled(w http.ResponseWriter, ip string, wait time.Duration) {
+	s.log.Debug("rpc login attempt refused: too many failures", "remote", ip, "wait", wait)
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+	http.Error(w, "429 too many requests: failed logins from this address; retry later", http.StatusTooManyRequests)
 }
 
 // authFailed answers 401 after the failure delay. The delay is slept without
@@ -147,30 +188,7 @@ func writeCookie(path string) (string, error) {
 		return "", fmt.Errorf("cookie: %w", err)
 	}
 	pass := hex.EncodeToString(secret)
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("cookie: %w", err)
-	}
-	f, err := os.CreateTemp(dir, ".cookie-*")
-	if err != nil {
-		return "", fmt.Errorf("cookie: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.WriteString(CookieUser + ":" + pass)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := writeFileAtomic(path, []byte(CookieUser+":"+pass)); err != nil {
 		return "", fmt.Errorf("cookie: %w", err)
 	}
 	return pass, nil

@@ -3,11 +3,13 @@ package rpc
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -108,6 +110,10 @@ func TestAuthFailDelayGrows(t *testing.T) {
 	}
 }
 
+// TestAuthFailDelayDoesNotBlockOthers: while a failed login from one
+// address waits out its delay, a client from another address is served at
+// once; the failing address itself gets 429 (no credential check) until
+// its window ends.
 func TestAuthFailDelayDoesNotBlockOthers(t *testing.T) {
 	e := startServer(t, func(c *Config) { c.AuthFailDelay, c.AuthFailMaxDelay = 1500*time.Millisecond, 1500*time.Millisecond })
 	bad := make(chan int, 1)
@@ -123,16 +129,65 @@ func TestAuthFailDelayDoesNotBlockOthers(t *testing.T) {
 		bad <- resp.StatusCode
 	}()
 	waitFor(t, "the failure to be recorded", func() bool { return e.srv.auth.nfails.Load() == 1 })
-	// A client with the right credentials (from the same address) is served
-	// while the failed one still waits.
-	e.ok(t, nil, "getblockcount")
+	// Another address (127.0.0.2 reaches a 127.0.0.1 listener on Linux).
+	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext}}
+	if status, body := postWith(t, other, e.url, `{"method":"getblockcount","params":[],"id":1}`, testUser, testPass); status != http.StatusOK {
+		t.Fatalf("a client from another address: HTTP %d %s", status, body)
+	}
+	// The failing address, even with the right credentials, waits.
+	status, _ := postAs(t, e.url, `{"method":"getblockcount","params":[],"id":1}`, testUser, testPass, true)
+	if status != http.StatusTooManyRequests {
+		t.Fatalf("the failing address inside its window: HTTP %d, want 429", status)
+	}
 	select {
 	case s := <-bad:
-		t.Fatalf("the failed request was answered (%d) before the good one finished its delay", s)
+		t.Fatalf("the failed request was answered (%d) before its delay", s)
 	default:
 	}
 	if s := <-bad; s != http.StatusUnauthorized {
 		t.Errorf("failed request: HTTP %d", s)
+	}
+	waitFor(t, "the window to end", func() bool {
+		status, _ := postAs(t, e.url, `{"method":"getblockcount","params":[],"id":1}`, testUser, testPass, true)
+		return status == http.StatusOK
+	})
+}
+
+// TestParallelGuessesThrottled: many connections guessing at once from one
+// address get one credential check per delay window, the rest 429.
+func TestParallelGuessesThrottled(t *testing.T) {
+	e := startServer(t, func(c *Config) { c.AuthFailDelay, c.AuthFailMaxDelay = time.Second, time.Second })
+	const guesses = DefaultMaxClientsPerIP - 2 // within the connection bound
+	statuses := make(chan int, guesses)
+	var wg sync.WaitGroup
+	for range guesses {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodPost, e.url, strings.NewReader(`{}`))
+			req.SetBasicAuth(testUser, "guess")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	checked := 0
+	for s := range statuses {
+		switch s {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("a guess got HTTP %d", s)
+		}
+	}
+	t.Logf("%d of %d parallel guesses were checked", checked, guesses)
+	if checked > 3 {
+		t.Fatalf("%d of %d parallel guesses were checked, want about one per window", checked, guesses)
 	}
 }
 

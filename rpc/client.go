@@ -3,6 +3,7 @@ package rpc
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,7 +37,9 @@ type Client struct {
 	// HTTPClient sends the requests; nil means a plain http.Client. Deadlines
 	// come from Call's context.
 	HTTPClient *http.Client
-	id         atomic.Uint64
+	// TLS is set by NewTLSClient.
+	TLS bool
+	id  atomic.Uint64
 }
 
 // NewClient returns a client of the server at url ("http://host:port"; a bare
@@ -47,6 +50,20 @@ func NewClient(url, user, pass string) *Client {
 	}
 	return &Client{url: url, user: user, pass: pass}
 }
+
+// NewTLSClient is NewClient over TLS with the given configuration (see
+// TLSClientConfig): a bare "host:port" gets "https://".
+func NewTLSClient(url, user, pass string, tc *tls.Config) *Client {
+	if !strings.Contains(url, "://") {
+		url = "https://" + url
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &Client{url: url, user: user, pass: pass, TLS: true, HTTPClient: &http.Client{Transport: tr}}
+}
+
+// URL is the server's URL.
+func (c *Client) URL() string { return c.url }
 
 // ReadCookie reads the cookie file a server wrote ("__cookie__:<hex>") and
 // returns its user and password.

@@ -1,8 +1,24 @@
 // Package rpc is the node's JSON-RPC server over HTTP POST, and the client
-// that "dagnode rpc" uses. Method names and result shapes follow soterd where
-// soterd has the method, and btcd's btcjson result types otherwise, so a
-// btcd-family client (btcctl-style, basic auth) works unchanged for the
-// methods both have.
+// that "dagnode rpc" uses.
+//
+// # Compatibility
+//
+// Method names follow soterd, and results decode into the result types of
+// soterd's typed client (its soterjson, a fork of btcd's btcjson) and of
+// btcd's for every method dagnode shares with them: each field with the
+// same meaning has their key and a JSON type their Go type accepts, fields
+// a DAG node lacks (merkleroot, services, ...) are absent, and dagnode's own
+// fields come beside them under other keys (compat_test.go holds copies of
+// those types and decodes every such reply). The exceptions are named:
+// getpeerinfo's "id" is btcd's int32 connection number (given when the peer
+// connects, increasing), the libp2p peer ID being "peerid"; getblock's
+// "parents" are soterd's objects, of which only "hash" is sent, and
+// getblockheader uses the same shape; "nonce" is absent, because dagnode's
+// is 64 bits and btcd-family clients decode "nonce" as a uint32 (getblock):
+// it is "nonce64", a decimal string; ping answers its round trips where
+// soterd answers null (btcd-family clients ignore ping's result). No result holds a JSON integer beyond
+// 2^53-1, which JavaScript and most JSON libraries read inexactly: such
+// values are strings (nonce64, chainwork and totalwork in hex).
 //
 // # Envelopes
 //
@@ -42,8 +58,31 @@
 // after a delay that starts at Config.AuthFailDelay (250 ms) and doubles with
 // each further failure from the same IP up to Config.AuthFailMaxDelay (2 s);
 // a success or ten quiet minutes reset it. The delay is slept without any lock
-// and only delays that request. Unauthenticated requests take no slot and
-// are not read.
+// and only delays that request. Until it has passed, further requests from
+// that IP get HTTP 429 with Retry-After and no credential check, whatever
+// they carry; after it, one request is checked per delay window, so many
+// parallel connections guess no faster than one client. Unauthenticated
+// requests take no slot and are not read.
+//
+// # Transport
+//
+// TLS (Config.TLS): TLSAuto, the default, serves TLS whenever a listen
+// address is not loopback (the password would cross the network in clear),
+// and plain HTTP on loopback only; TLSOn serves TLS everywhere; TLSOff
+// serves plain HTTP everywhere, logged at Warn at every start for a
+// non-loopback address. The key pair is Config.CertPath and Config.KeyPath
+// (the node's <datadir>/rpc.cert and rpc.key): created on first use with
+// LoadOrCreateCert (ECDSA P-256, self-signed, valid 10 years, for
+// localhost, the loopback addresses, the host name, every interface
+// address and the listen hosts; mode 0600), then reused; one file without
+// the other, or a pair that does not match, is an error. Clients pin that
+// certificate (TLSClientConfig, NewTLSClient; a btcd-family client with
+// --rpccert). TLS 1.2 at least.
+//
+// Browsers: a request with an Origin header is refused (HTTP 403) unless
+// the origin is in Config.AllowedOrigins; on a loopback listener, a Host
+// header that is not localhost or a loopback address is refused (a page
+// whose DNS name was rebound to 127.0.0.1).
 //
 // # Limits
 //
@@ -55,8 +94,18 @@
 //   - concurrency: Config.MaxConcurrent (16) requests run at once, up to
 //     Config.MaxQueued (64) wait for a slot until their deadline, beyond
 //     that HTTP 503 with Retry-After.
-//   - HTTP: header read 10 s, body read 30 s, idle connections 2 min,
-//     headers 16 KiB.
+//   - reply: Config.MaxReplyBytes (DefaultMaxReplyBytes, 32 MiB) per HTTP
+//     request; the call that would pass it and every later call of the
+//     batch get -1 "reply too large" (those later calls are not run).
+//   - a client that goes away: the rest of its batch is not run.
+//   - connections: Config.MaxClients (DefaultMaxClients, 128) open at once,
+//     Config.MaxClientsPerIP (32) from one IP; a connection beyond either
+//     is closed as soon as it is accepted (internal/connlimit), so a flood
+//     of slow connections costs bounded file descriptors and leaves other
+//     addresses served.
+//   - HTTP: header read 10 s, body read 30 s, writing the reply 30 s after
+//     the request's deadline (a client that never reads is dropped), idle
+//     connections 2 min, headers 16 KiB.
 //   - listening: 127.0.0.1 on DefaultPort (mainnet 9710, testnet 9711,
 //     simnet 9712, regtest 9713) unless Config.Listen says otherwise; a
 //     non-loopback address is logged at Warn.
@@ -96,7 +145,8 @@
 //
 // What this package must not do: write to the DAG (blocks go to the
 // Submitter, the sync manager's path), import any package of this module but
-// dag and metrics, answer without authentication, listen on a public
+// dag, metrics and internal/connlimit, answer without authentication or
+// (off loopback, unless told) without TLS, listen on a public
 // interface unless configured to, panic or answer a stack trace on any
 // input, or hold a lock while it sleeps.
 package rpc

@@ -153,13 +153,13 @@ func newFakePeers() *fakePeers {
 	return &fakePeers{
 		peers: []PeerInfo{
 			{
-				ID: "12D3KooWPeerA", Addrs: []string{"/ip4/10.0.0.1/tcp/9700", "/ip4/10.0.0.1/udp/9700/quic-v1"},
+				ID: "12D3KooWPeerA", Num: 3, Addrs: []string{"/ip4/10.0.0.1/tcp/9700", "/ip4/10.0.0.1/udp/9700/quic-v1"},
 				Direction: "outbound", Transport: "tcp", Agent: "dagnode/1.0.0", ProtocolVersion: "/dagnode/regtest",
 				Latency: 1500 * time.Microsecond, ConnectedAt: now, BytesSent: 100, BytesRecv: 200, Score: 7,
 				Status: &dag.Status{MaxHeight: 12, Count: 30}, SyncPeer: true,
 			},
 			{
-				ID: "12D3KooWPeerB", Addrs: []string{"/ip4/10.0.0.2/tcp/4001/p2p/12D3KooWRelay/p2p-circuit"},
+				ID: "12D3KooWPeerB", Num: 7, Addrs: []string{"/ip4/10.0.0.2/tcp/4001/p2p/12D3KooWRelay/p2p-circuit"},
 				Direction: "inbound", Transport: "relay", Relayed: true, Agent: "dagnode/0.9.0",
 			},
 		},
@@ -338,14 +338,23 @@ func post(t testing.TB, url, body string, auth bool) (int, []byte) {
 
 func postAs(t testing.TB, url, body, user, pass string, auth bool) (int, []byte) {
 	t.Helper()
+	if !auth {
+		user = ""
+	}
+	return postWith(t, http.DefaultClient, url, body, user, pass)
+}
+
+// postWith posts body with client, with basic auth unless user is empty.
+func postWith(t testing.TB, client *http.Client, url, body, user, pass string) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if auth {
+	if user != "" {
 		req.SetBasicAuth(user, pass)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

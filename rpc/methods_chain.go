@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"strconv"
 	"strings"
 
 	"github.com/dagnode/dagnode/dag"
@@ -71,8 +72,10 @@ func chainMethods() []*method {
 			params:  []param{reqHash("hash", "the block hash, 64 hex digits"), optBool("verbose", true, verboseHelp)},
 			summary: "Returns a block header.",
 			result: `verbose: {"hash", "confirmations": max height - height + 1, "height", "version", "versionHex", ` +
-				`"bodyhash", "time": seconds, "timems": milliseconds, "nonce", "bits": hex, "difficulty", "chainwork": hex, ` +
-				`"previousblockhash": the selected parent (absent for genesis), "parents", "nextblockhashes": children}; ` +
+				`"bodyhash", "time": seconds, "timems": milliseconds, "nonce64": the 64-bit nonce as a decimal string ` +
+				`(no "nonce": btcd-family clients read that as 32 bits), "bits": hex, "difficulty", "chainwork": hex, ` +
+				`"previousblockhash": the selected parent (absent for genesis), "parents": [{"hash"}, ...] (soterd's shape), ` +
+				`"nextblockhashes": children}; ` +
 				`otherwise the header's encoding in hex`,
 			run: (*Server).handleGetBlockHeader,
 		},
@@ -121,26 +124,39 @@ func (s *Server) handleGetBlockHash(_ context.Context, a args) (any, error) {
 	return hashStrings(hashes), nil
 }
 
-// BlockHeaderResult is getblockheader's verbose result, modelled on btcd's
-// GetBlockHeaderVerboseResult.
+// BlockHeaderResult is getblockheader's verbose result: the fields of
+// btcd's and soterd's GetBlockHeaderVerboseResult and GetBlockVerboseResult
+// that a DAG header has, with their JSON types, and its own.
 type BlockHeaderResult struct {
-	Hash          string  `json:"hash"`
-	Confirmations int64   `json:"confirmations"`
-	Height        int64   `json:"height"`
-	Version       uint32  `json:"version"`
-	VersionHex    string  `json:"versionHex"`
-	BodyHash      string  `json:"bodyhash"`
-	Time          int64   `json:"time"`
-	TimeMillis    int64   `json:"timems"`
-	Nonce         uint64  `json:"nonce"`
-	Bits          string  `json:"bits"`
-	Difficulty    float64 `json:"difficulty"`
-	ChainWork     string  `json:"chainwork"`
+	Hash          string `json:"hash"`
+	Confirmations int64  `json:"confirmations"`
+	Height        int64  `json:"height"`
+	// Version is int32 as in btcd (the DAG accepts only BlockVersion).
+	Version    int32  `json:"version"`
+	VersionHex string `json:"versionHex"`
+	BodyHash   string `json:"bodyhash"`
+	Time       int64  `json:"time"`
+	TimeMillis int64  `json:"timems"`
+	// Nonce is the 64-bit nonce in decimal. A string, because JSON numbers
+	// past 2^53 lose digits in JavaScript and most JSON libraries, and not
+	// named "nonce", which btcd-family clients decode as a uint32 (getblock)
+	// and would fail on.
+	Nonce      string  `json:"nonce64"`
+	Bits       string  `json:"bits"`
+	Difficulty float64 `json:"difficulty"`
+	ChainWork  string  `json:"chainwork"`
 	// PreviousHash is the selected parent (the parent with the most chain
 	// work), so btcd-style walks follow the selected-parent chain.
-	PreviousHash string   `json:"previousblockhash,omitempty"`
-	Parents      []string `json:"parents"`
-	NextHashes   []string `json:"nextblockhashes"`
+	PreviousHash string         `json:"previousblockhash,omitempty"`
+	Parents      []ParentResult `json:"parents"`
+	NextHashes   []string       `json:"nextblockhashes"`
+}
+
+// ParentResult is one entry of a block's parents: soterd's DAGParent
+// object, of which a DAG header has only the hash (soterd's parent-list
+// "version" and placeholder "parentdata" have no counterpart).
+type ParentResult struct {
+	Hash string `json:"hash"`
 }
 
 // BlockResult is getblock's verbose result: the header's fields and the body.
@@ -170,16 +186,16 @@ func (s *Server) headerResult(b *dag.Block, info dag.BlockInfo) BlockHeaderResul
 		Hash:          info.Hash.String(),
 		Confirmations: s.cfg.Chain.Status().MaxHeight - info.Height + 1,
 		Height:        info.Height,
-		Version:       hd.Version,
+		Version:       int32(hd.Version),
 		VersionHex:    fmt.Sprintf("%08x", hd.Version),
 		BodyHash:      hd.BodyHash.String(),
 		Time:          hd.Timestamp / 1000,
 		TimeMillis:    hd.Timestamp,
-		Nonce:         hd.Nonce,
+		Nonce:         strconv.FormatUint(hd.Nonce, 10),
 		Bits:          fmt.Sprintf("%08x", hd.Bits),
 		Difficulty:    difficulty(hd.Bits, s.cfg.Chain.Params()),
 		ChainWork:     workHex(info.ChainWork),
-		Parents:       hashStrings(info.Parents),
+		Parents:       parentResults(info.Parents),
 		NextHashes:    hashStrings(info.Children),
 	}
 	if sp, ok := s.selectedParent(info.Parents); ok {
@@ -394,6 +410,15 @@ func workHex(w *big.Int) string {
 		return "0"
 	}
 	return w.Text(16)
+}
+
+// parentResults lists parents as getblock shows them; never nil.
+func parentResults(hs []dag.Hash) []ParentResult {
+	out := make([]ParentResult, len(hs))
+	for i, h := range hs {
+		out[i] = ParentResult{Hash: h.String()}
+	}
+	return out
 }
 
 // hashStrings prints hashes; never nil, so JSON shows [] rather than null.

@@ -35,6 +35,9 @@ type PeerSource interface {
 // PeerInfo describes a connected peer.
 type PeerInfo struct {
 	ID string
+	// Num is the peer's connection number, btcd's numeric peer id: given
+	// when the peer connects, increasing, new when it reconnects.
+	Num int32
 	// Addrs are the remote multiaddrs of all current connections.
 	Addrs []string
 	// Direction is "inbound" or "outbound" (of the connection shown).
@@ -177,7 +180,7 @@ func netMethods() []*method {
 		{
 			name: "getpeerinfo", category: "network",
 			summary: "Returns the connected peers.",
-			result: `[{"id": peer ID, "addr", "addrs", "direction": inbound|outbound, "inbound", "transport", "relayed": only relayed connections, ` +
+			result: `[{"id": connection number (an integer given when the peer connects, increasing; btcd's), "peerid": libp2p peer ID, "addr", "addrs", "direction": inbound|outbound, "inbound", "transport", "relayed": only relayed connections, ` +
 				`"connection": direct|relayed, "connections": [{"addr", "direction", "transport", "relayed"}], ` +
 				`"holepunch": {"directdials", "started", "succeeded", "failed", "lasttime", "lastmillis", "lasterror"} if any, ` +
 				`"subver": agent, "protocolversion", "bytessent", "bytesrecv", "conntime": unix seconds, ` +
@@ -262,10 +265,12 @@ func netMethods() []*method {
 	}
 }
 
-// PeerInfoResult is one entry of getpeerinfo, modelled on btcd's
-// GetPeerInfoResult; id is a peer ID string, not a number.
+// PeerInfoResult is one entry of getpeerinfo: btcd's and soterd's
+// GetPeerInfoResult where the meaning is the same (id is their int32
+// connection number; the libp2p peer ID is peerid), then libp2p's own.
 type PeerInfoResult struct {
-	ID              string         `json:"id"`
+	ID              int32          `json:"id"`
+	PeerID          string         `json:"peerid"`
 	Addr            string         `json:"addr"`
 	Addrs           []string       `json:"addrs"`
 	Direction       string         `json:"direction"`
@@ -277,8 +282,8 @@ type PeerInfoResult struct {
 	HolePunch       *PeerHolePunch `json:"holepunch,omitempty"`
 	SubVer          string         `json:"subver"`
 	ProtocolVersion string         `json:"protocolversion"`
-	BytesSent       int64          `json:"bytessent"`
-	BytesRecv       int64          `json:"bytesrecv"`
+	BytesSent       uint64         `json:"bytessent"`
+	BytesRecv       uint64         `json:"bytesrecv"`
 	ConnTime        int64          `json:"conntime"`
 	PingTime        float64        `json:"pingtime"`
 	CurrentHeight   int64          `json:"currentheight"`
@@ -294,7 +299,8 @@ func (s *Server) handleGetPeerInfo(context.Context, args) (any, error) {
 	out := make([]PeerInfoResult, 0, len(peers))
 	for _, p := range peers {
 		r := PeerInfoResult{
-			ID:              p.ID,
+			ID:              p.Num,
+			PeerID:          p.ID,
 			Addrs:           orEmpty(p.Addrs),
 			Direction:       p.Direction,
 			Inbound:         p.Direction == "inbound",
@@ -305,8 +311,8 @@ func (s *Server) handleGetPeerInfo(context.Context, args) (any, error) {
 			HolePunch:       p.HolePunch,
 			SubVer:          p.Agent,
 			ProtocolVersion: p.ProtocolVersion,
-			BytesSent:       p.BytesSent,
-			BytesRecv:       p.BytesRecv,
+			BytesSent:       uint64(max(p.BytesSent, 0)),
+			BytesRecv:       uint64(max(p.BytesRecv, 0)),
 			PingTime:        micros(p.Latency),
 			BanScore:        p.Score,
 			Banned:          p.Banned,

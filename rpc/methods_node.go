@@ -10,7 +10,7 @@ import (
 // APIVersion is the semantic version of this JSON-RPC API (the version
 // method's "dagnodejsonrpcapi"): the minor number grows with new methods or
 // fields, the major number with any incompatible change.
-const APIVersion = "1.0.0"
+const APIVersion = "2.0.0"
 
 func nodeMethods() []*method {
 	return []*method{

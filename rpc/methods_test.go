@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,25 +30,13 @@ var (
 // wired server, and fails when a method is added without a case here.
 func TestEveryMethodAnswers(t *testing.T) {
 	e := startServer(t, nil)
-	e.miner.hashes = []dag.Hash{dag.RegTestParams.GenesisHash}
-	genesis := dag.RegTestParams.GenesisHash.String()
-	calls := map[string][]any{
-		"help": nil, "version": nil, "getinfo": nil, "stop": nil, "uptime": nil,
-		"getblockcount": nil, "getblockhash": {0}, "getblock": {genesis}, "getblockheader": {genesis, false},
-		"getdagtips": nil, "getbestblock": nil, "renderdag": {3}, "submitblock": {hex.EncodeToString(e.chain.rest[0].Encode())},
-		"getblockmetrics": nil, "generate": {1}, "setgenerate": {false}, "getgenerate": nil, "gethashespersec": nil,
-		"getmininginfo": nil, "getdifficulty": nil,
-		"getpeerinfo": nil, "getconnectioncount": nil, "getnettotals": nil, "getnetworkinfo": nil,
-		"addnode": {"/ip4/10.0.0.3/tcp/9700/p2p/12D3KooWC", "onetry"}, "disconnectnode": {"12D3KooWPeerB"},
-		"ban": {"12D3KooWPeerB"}, "unban": {"12D3KooWPeerB"}, "listbanned": nil, "ping": nil,
-		"getsyncinfo": nil,
-	}
+	calls := everyMethodCall(e)
 	var names []string
 	for _, m := range methodsSorted {
 		names = append(names, m.name)
 		params, ok := calls[m.name]
 		if !ok {
-			t.Errorf("method %s has no case in this test", m.name)
+			t.Errorf("method %s has no case in everyMethodCall", m.name)
 			continue
 		}
 		if r := e.call(t, m.name, params...); r.Error != nil {
@@ -58,6 +47,24 @@ func TestEveryMethodAnswers(t *testing.T) {
 		if !slices.Contains(names, name) {
 			t.Errorf("case %s is not a method", name)
 		}
+	}
+}
+
+// everyMethodCall gives params that make every method succeed on e (and
+// sets e's fake miner up for generate).
+func everyMethodCall(e *testEnv) map[string][]any {
+	e.miner.hashes = []dag.Hash{dag.RegTestParams.GenesisHash}
+	genesis := dag.RegTestParams.GenesisHash.String()
+	return map[string][]any{
+		"help": nil, "version": nil, "getinfo": nil, "stop": nil, "uptime": nil,
+		"getblockcount": nil, "getblockhash": {0}, "getblock": {genesis}, "getblockheader": {genesis, false},
+		"getdagtips": nil, "getbestblock": nil, "renderdag": {3}, "submitblock": {hex.EncodeToString(e.chain.rest[0].Encode())},
+		"getblockmetrics": nil, "generate": {1}, "setgenerate": {false}, "getgenerate": nil, "gethashespersec": nil,
+		"getmininginfo": nil, "getdifficulty": nil,
+		"getpeerinfo": nil, "getconnectioncount": nil, "getnettotals": nil, "getnetworkinfo": nil,
+		"addnode": {"/ip4/10.0.0.3/tcp/9700/p2p/12D3KooWC", "onetry"}, "disconnectnode": {"12D3KooWPeerB"},
+		"ban": {"12D3KooWPeerB"}, "unban": {"12D3KooWPeerB"}, "listbanned": nil, "ping": nil,
+		"getsyncinfo": nil,
 	}
 }
 
@@ -196,9 +203,9 @@ func TestChainMethods(t *testing.T) {
 	info, _ := d.BlockInfo(target)
 	var br BlockResult
 	e.ok(t, &br, "getblock", target.String())
-	if br.Hash != target.String() || br.Height != info.Height || !slices.Equal(br.Parents, hashStrings(info.Parents)) ||
+	if br.Hash != target.String() || br.Height != info.Height || !slices.Equal(br.Parents, parentResults(info.Parents)) ||
 		!slices.Equal(br.NextHashes, hashStrings(info.Children)) || br.Size != blk.EncodedSize() ||
-		br.Nonce != blk.Header.Nonce || br.TimeMillis != blk.Header.Timestamp || br.Time != blk.Header.Timestamp/1000 ||
+		br.Nonce != strconv.FormatUint(blk.Header.Nonce, 10) || br.Version != 1 || br.TimeMillis != blk.Header.Timestamp || br.Time != blk.Header.Timestamp/1000 ||
 		br.Bits != fmt.Sprintf("%08x", blk.Header.Bits) || br.Difficulty != 1 || br.BodyHash != blk.Header.BodyHash.String() ||
 		br.Confirmations != st.MaxHeight-info.Height+1 || br.ChainWork != info.ChainWork.Text(16) ||
 		br.MinerAddr != fmt.Sprintf("addr-%x", dag.RegTestParams.AddrPrefix) || br.Payload != hex.EncodeToString(blk.Body.Payload) {
@@ -499,13 +506,13 @@ func TestNetMethods(t *testing.T) {
 		t.Fatalf("getpeerinfo: %+v", peers)
 	}
 	a, b := peers[0], peers[1]
-	if a.ID != "12D3KooWPeerA" || a.Addr != "/ip4/10.0.0.1/tcp/9700" || len(a.Addrs) != 2 || a.Direction != "outbound" || a.Inbound ||
+	if a.ID != 3 || a.PeerID != "12D3KooWPeerA" || a.Addr != "/ip4/10.0.0.1/tcp/9700" || len(a.Addrs) != 2 || a.Direction != "outbound" || a.Inbound ||
 		a.Transport != "tcp" || a.Relayed || a.SubVer != "dagnode/1.0.0" || a.ProtocolVersion != "/dagnode/regtest" ||
 		a.PingTime != 1500 || a.ConnTime != 1_800_000_000 || a.BytesSent != 100 || a.BytesRecv != 200 || a.BanScore != 7 ||
 		a.CurrentHeight != 12 || a.Blocks != 30 || !a.SyncNode || a.Banned {
 		t.Errorf("peer A: %+v", a)
 	}
-	if !b.Inbound || !b.Relayed || b.Transport != "relay" || b.CurrentHeight != -1 || b.SyncNode || b.ConnTime != 0 {
+	if b.ID != 7 || b.PeerID != "12D3KooWPeerB" || !b.Inbound || !b.Relayed || b.Transport != "relay" || b.CurrentHeight != -1 || b.SyncNode || b.ConnTime != 0 {
 		t.Errorf("peer B: %+v", b)
 	}
 

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,12 +11,15 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dagnode/dagnode/dag"
+	"github.com/dagnode/dagnode/internal/connlimit"
 )
 
 // Default RPC ports, one per network (the P2P ports are 9700-9703).
@@ -62,6 +66,15 @@ const (
 	// DefaultAuthFailMaxDelay.
 	DefaultAuthFailDelay    = 250 * time.Millisecond
 	DefaultAuthFailMaxDelay = 2 * time.Second
+	// DefaultMaxClients bounds the open connections (soterd's
+	// rpcmaxclients), DefaultMaxClientsPerIP those from one IP; a
+	// connection beyond either is closed at once.
+	DefaultMaxClients      = 128
+	DefaultMaxClientsPerIP = 32
+	// DefaultMaxReplyBytes bounds the reply to one HTTP request: the calls
+	// of a batch that would take it past the bound are not run and get a
+	// CodeMisc error saying so instead.
+	DefaultMaxReplyBytes = 32 << 20
 )
 
 // Fixed limits of the HTTP server.
@@ -74,6 +87,9 @@ const (
 	readTimeout       = 30 * time.Second
 	// idleTimeout closes idle keep-alive connections.
 	idleTimeout = 2 * time.Minute
+	// writeTimeout bounds writing a reply, after the request's own
+	// timeout: a client that does not read its reply is dropped.
+	writeTimeout = 30 * time.Second
 	// maxHeaderBytes is plenty for a basic-auth header.
 	maxHeaderBytes = 16 << 10
 	// shutdownTimeout bounds how long Close waits for requests in flight
@@ -90,6 +106,15 @@ type Config struct {
 	// Listen are host:port addresses. Empty means 127.0.0.1 on
 	// DefaultPort(network). A host that is not loopback is logged at Warn.
 	Listen []string
+	// TLS says when to serve TLS (TLSAuto: whenever a listen address is not
+	// loopback). CertPath and KeyPath hold the key pair, created
+	// self-signed on first use (LoadOrCreateCert); required when TLS is
+	// served.
+	TLS               TLSMode
+	CertPath, KeyPath string
+	// AllowedOrigins are the browser origins ("https://host:port") whose
+	// requests are served; a request with any other Origin header gets 403.
+	AllowedOrigins []string
 	// User and Pass are the basic-auth credentials. If both are empty, a
 	// random cookie "__cookie__:<hex>" is written to CookiePath (mode 0600)
 	// at Start and removed at Close; the local client reads it (ReadCookie).
@@ -107,6 +132,12 @@ type Config struct {
 	// MaxQueued more wait (DefaultMaxQueued), beyond that: HTTP 503.
 	MaxConcurrent int
 	MaxQueued     int
+	// MaxClients and MaxClientsPerIP bound the open connections
+	// (DefaultMaxClients, DefaultMaxClientsPerIP).
+	MaxClients      int
+	MaxClientsPerIP int
+	// MaxReplyBytes bounds one HTTP reply (DefaultMaxReplyBytes).
+	MaxReplyBytes int
 	// AuthFailDelay and AuthFailMaxDelay tune the delay after failed logins
 	// (DefaultAuthFailDelay, DefaultAuthFailMaxDelay).
 	AuthFailDelay    time.Duration
@@ -169,6 +200,7 @@ type Server struct {
 	srv     *http.Server
 	addrs   []net.Addr
 	cookie  string // path of the cookie file we wrote, if any
+	tls     bool   // serving TLS
 	running bool
 	closed  bool
 }
@@ -220,13 +252,20 @@ func New(cfg Config) (*Server, error) {
 	for _, d := range []struct {
 		v   *int
 		def int
-	}{{&cfg.MaxConcurrent, DefaultMaxConcurrent}, {&cfg.MaxQueued, DefaultMaxQueued}} {
+	}{
+		{&cfg.MaxConcurrent, DefaultMaxConcurrent}, {&cfg.MaxQueued, DefaultMaxQueued},
+		{&cfg.MaxClients, DefaultMaxClients}, {&cfg.MaxClientsPerIP, DefaultMaxClientsPerIP},
+		{&cfg.MaxReplyBytes, DefaultMaxReplyBytes},
+	} {
 		if *d.v < 0 {
-			return nil, errors.New("rpc: negative MaxConcurrent or MaxQueued")
+			return nil, errors.New("rpc: negative limit in Config")
 		}
 		if *d.v == 0 {
 			*d.v = d.def
 		}
+	}
+	if cfg.TLS == TLSOn && (cfg.CertPath == "" || cfg.KeyPath == "") {
+		return nil, errors.New("rpc: TLS needs CertPath and KeyPath")
 	}
 	if cfg.Version == "" {
 		cfg.Version = defaultVersion
@@ -269,6 +308,8 @@ func (s *Server) Start() error {
 			l.Close()
 		}
 	}
+	useTLS := s.cfg.TLS == TLSOn
+	var hosts []string
 	for _, addr := range s.cfg.Listen {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -276,7 +317,32 @@ func (s *Server) Start() error {
 			return fmt.Errorf("rpc: listen on %s: %w", addr, err)
 		}
 		lns = append(lns, l)
+		if !isLoopback(l.Addr()) {
+			useTLS = useTLS || s.cfg.TLS == TLSAuto
+			if s.cfg.TLS == TLSOff {
+				s.log.Warn("rpc server serves plain HTTP on a non-loopback address: the password crosses the network in clear", "addr", l.Addr().String())
+			}
+		}
+		host, _, _ := net.SplitHostPort(addr)
+		hosts = append(hosts, host)
 	}
+	var tlsConf *tls.Config
+	if useTLS && (s.cfg.CertPath == "" || s.cfg.KeyPath == "") {
+		closeAll()
+		return errors.New("rpc: a non-loopback listen address needs TLS, and TLS needs CertPath and KeyPath (or TLSOff)")
+	}
+	if useTLS {
+		cert, created, err := LoadOrCreateCert(s.cfg.CertPath, s.cfg.KeyPath, hosts)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		if created {
+			s.log.Info("rpc TLS certificate created", "cert", s.cfg.CertPath, "key", s.cfg.KeyPath)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	s.tls = useTLS
 	if s.cfg.User == "" {
 		pass, err := writeCookie(s.cfg.CookiePath)
 		if err != nil {
@@ -296,10 +362,18 @@ func (s *Server) Start() error {
 		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
 		ConnState:         s.connState,
 	}
+	// One connection budget for every listener.
+	budget := connlimit.NewBudget(s.cfg.MaxClients, s.cfg.MaxClientsPerIP, func(a net.Addr) {
+		s.log.Debug("rpc connection refused: too many connections", "remote", a.String())
+	})
 	for _, l := range lns {
 		s.addrs = append(s.addrs, l.Addr())
 		if !isLoopback(l.Addr()) {
 			s.log.Warn("rpc server listens on a non-loopback address: anyone who can reach it can try the credentials", "addr", l.Addr().String())
+		}
+		l = budget.Listener(l)
+		if tlsConf != nil {
+			l = tls.NewListener(l, tlsConf)
 		}
 		s.wg.Add(1)
 		go func() {
@@ -310,7 +384,7 @@ func (s *Server) Start() error {
 		}()
 	}
 	s.running = true
-	s.log.Info("rpc server listening", "addrs", fmt.Sprint(s.addrs), "cookie", s.cookie != "")
+	s.log.Info("rpc server listening", "addrs", fmt.Sprint(s.addrs), "tls", useTLS, "cookie", s.cookie != "")
 	return nil
 }
 
@@ -397,6 +471,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, marshalResponse(v2, nullID, nil, errorf(CodeInternal, "internal error")))
 		}
 	}()
+	// Bound the writing of any answer; raised below for long calls.
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.RequestTimeout + writeTimeout))
+	if msg := s.browserCheck(r); msg != "" {
+		s.log.Debug("rpc request refused", "remote", ip, "reason", msg)
+		http.Error(w, "403 forbidden: "+msg, http.StatusForbidden)
+		return
+	}
+	if wait := s.auth.admit(ip); wait > 0 {
+		s.authThrottled(w, ip, wait)
+		return
+	}
 	if !s.auth.check(r) {
 		s.authFailed(w, r, ip)
 		return
@@ -423,6 +509,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			timeout = s.cfg.GenerateTimeout
 		}
 	}
+	if timeout != s.cfg.RequestTimeout {
+		_ = rc.SetWriteDeadline(time.Now().Add(timeout + writeTimeout))
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	if err := s.acquire(ctx); err != nil {
@@ -432,6 +521,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out := s.run(ctx, calls, ip)
 	<-s.sem
+	if r.Context().Err() != nil && s.baseCtx.Err() == nil {
+		return // the client left: nobody to answer
+	}
 	switch {
 	case len(out) == 0:
 		// Only notifications: nothing to answer.
@@ -470,12 +562,21 @@ var errBusy = errors.New("rpc: too many requests")
 // responses of those that are not notifications.
 func (s *Server) run(ctx context.Context, calls []*call, ip string) [][]byte {
 	out := make([][]byte, 0, len(calls))
-	for _, c := range calls {
+	size := 0
+	for i, c := range calls {
 		var res []byte
 		var rerr *Error
-		if c.err != nil {
+		switch {
+		case i > 0 && errors.Is(ctx.Err(), context.Canceled):
+			// The client left (or the server is closing): the rest of a
+			// batch is not run.
+			s.log.Debug("rpc batch abandoned", "remote", ip, "calls", len(calls), "run", i)
+			return out
+		case size > s.cfg.MaxReplyBytes:
+			rerr = errorf(CodeMisc, "reply too large: the calls before this one already exceed %d bytes; send smaller batches", s.cfg.MaxReplyBytes)
+		case c.err != nil:
 			rerr = c.err
-		} else {
+		default:
 			t0 := time.Now()
 			res, rerr = s.invoke(ctx, c.method, c.params)
 			if s.log.Enabled(ctx, slog.LevelDebug) {
@@ -485,9 +586,45 @@ func (s *Server) run(ctx context.Context, calls []*call, ip string) [][]byte {
 		if c.notification && c.err == nil {
 			continue
 		}
-		out = append(out, marshalResponse(c.version, c.id, res, rerr))
+		resp := marshalResponse(c.version, c.id, res, rerr)
+		if size+len(resp) > s.cfg.MaxReplyBytes && rerr == nil {
+			resp = marshalResponse(c.version, c.id, nil, errorf(CodeMisc,
+				"reply too large: %d bytes with the calls before it, over the limit of %d; ask for less", size+len(resp), s.cfg.MaxReplyBytes))
+			size = s.cfg.MaxReplyBytes + 1 // the calls after it are not run
+		}
+		size += len(resp)
+		out = append(out, resp)
 	}
 	return out
+}
+
+// browserCheck refuses what a web page could send: a request with an
+// Origin header not in AllowedOrigins (a page posting to the port), and,
+// on a loopback listener, a Host that is not a loopback name or address (a
+// page whose DNS name was rebound to 127.0.0.1). It returns why, or "".
+func (s *Server) browserCheck(r *http.Request) string {
+	if o := r.Header.Get("Origin"); o != "" && !slices.Contains(s.cfg.AllowedOrigins, o) {
+		return "cross-origin request (origin " + truncate(o, 80) + " is not allowed; see --rpcallowedorigin)"
+	}
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if local != nil && isLoopback(local) && !loopbackHost(r.Host) {
+		return "host " + truncate(r.Host, 80) + " is not a loopback name on a loopback listener"
+	}
+	return ""
+}
+
+// loopbackHost reports whether an HTTP Host names this machine: localhost
+// or a loopback address, with or without a port.
+func loopbackHost(h string) bool {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // readBody reads the body under MaxBodyBytes.

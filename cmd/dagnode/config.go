@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,11 +56,17 @@ type config struct {
 	ExternalAddr   []string `long:"externaladdr" description:"address this node is reachable at, e.g. /ip4/203.0.113.7/tcp/9700 behind a port forward; announced to peers and in the DHT (repeatable)" toml:"externaladdr"`
 	ReusePort      bool     `long:"reuseport" description:"allow listening on a port another process already holds (SO_REUSEPORT sharing); default: refuse to start" toml:"reuseport"`
 
-	RPCListen []string `long:"rpclisten" description:"JSON-RPC host:port (repeatable; default 127.0.0.1 and the network's RPC port)" toml:"rpclisten"`
-	RPCUser   string   `long:"rpcuser" description:"JSON-RPC user name (default: a random cookie in <datadir>/.cookie)" toml:"rpcuser"`
-	RPCPass   string   `long:"rpcpass" description:"JSON-RPC password" toml:"rpcpass"`
-	NoRPC     bool     `long:"norpc" description:"disable the JSON-RPC server" toml:"norpc"`
-	Metrics   string   `long:"metrics" description:"serve Prometheus metrics on host:port at /metrics (off by default)" toml:"metrics"`
+	RPCListen        []string `long:"rpclisten" description:"JSON-RPC host:port (repeatable; default 127.0.0.1 and the network's RPC port)" toml:"rpclisten"`
+	RPCUser          string   `long:"rpcuser" description:"JSON-RPC user name (default: a random cookie in <datadir>/.cookie)" toml:"rpcuser"`
+	RPCPass          string   `long:"rpcpass" description:"JSON-RPC password" toml:"rpcpass"`
+	NoRPC            bool     `long:"norpc" description:"disable the JSON-RPC server" toml:"norpc"`
+	RPCTLS           bool     `long:"rpctls" description:"serve JSON-RPC over TLS on loopback too (TLS is on by default whenever an --rpclisten address is not loopback)" toml:"rpctls"`
+	RPCNoTLS         bool     `long:"rpcnotls" description:"serve plain HTTP even on a non-loopback --rpclisten address (the password then crosses the network in clear)" toml:"rpcnotls"`
+	RPCCert          string   `long:"rpccert" description:"TLS certificate file, created self-signed on first use (default <datadir>/rpc.cert)" toml:"rpccert"`
+	RPCKey           string   `long:"rpckey" description:"TLS key file, created with the certificate (default <datadir>/rpc.key)" toml:"rpckey"`
+	RPCAllowedOrigin []string `long:"rpcallowedorigin" description:"browser origin allowed to call JSON-RPC, e.g. https://dash.example:8443 (repeatable; default none: requests with an Origin header are refused)" toml:"rpcallowedorigin"`
+	RPCMaxClients    int      `long:"rpcmaxclients" description:"most JSON-RPC connections open at once (default 128; 32 per IP)" toml:"rpcmaxclients"`
+	Metrics          string   `long:"metrics" description:"serve Prometheus metrics on host:port at /metrics (off by default)" toml:"metrics"`
 
 	// Derived by loadConfig.
 	params     *dag.Params
@@ -246,6 +253,17 @@ func (c *config) validate() error {
 	for _, a := range c.RPCListen {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return usagef("--rpclisten %q: want host:port: %v", a, err)
+		}
+	}
+	if c.RPCTLS && c.RPCNoTLS {
+		return usagef("--rpctls and --rpcnotls contradict each other")
+	}
+	if c.RPCMaxClients < 0 {
+		return usagef("--rpcmaxclients %d: want a positive count", c.RPCMaxClients)
+	}
+	for _, o := range c.RPCAllowedOrigin {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			return usagef("--rpcallowedorigin %q: want scheme://host[:port], as a browser sends it", o)
 		}
 	}
 	if c.Metrics != "" {

@@ -33,7 +33,7 @@ import (
 
 var (
 	procListenRe = regexp.MustCompile(`msg=listening addrs="?\[([^\]]*)\]`)
-	procRPCRe    = regexp.MustCompile(`msg="rpc server listening" addrs="?\[([0-9.:]+)\]`)
+	procRPCRe    = regexp.MustCompile(`msg="rpc server listening" addrs="?\[([0-9.:]+)[\] ]`)
 )
 
 // proc is a dagnode process whose log is kept (the last lines, for
@@ -166,7 +166,7 @@ func (p *proc) id() string {
 // peers returns the IDs of the node's connected peers (getpeerinfo).
 func (p *proc) peers() ([]string, error) {
 	var ps []struct {
-		ID string `json:"id"`
+		ID string `json:"peerid"`
 	}
 	if err := p.call(&ps, "getpeerinfo"); err != nil {
 		return nil, err
@@ -294,7 +294,7 @@ func TestDaemonsFindEachOtherOnLoopback(t *testing.T) {
 	// banned.
 	for _, p := range []*proc{a, b} {
 		var peers []struct {
-			ID       string `json:"id"`
+			ID       string `json:"peerid"`
 			BanScore int    `json:"banscore"`
 			Banned   bool   `json:"banned"`
 		}

@@ -32,9 +32,37 @@ import (
 const (
 	identityFile = "identity.key"
 	cookieFile   = ".cookie"
+	rpcCertFile  = "rpc.cert"
+	rpcKeyFile   = "rpc.key"
 	storeDir     = "blocks"
 	keysDir      = "keys"
 )
+
+// rpcTLSMode is the RPC server's TLS mode from the flags.
+func rpcTLSMode(cfg *config) rpc.TLSMode {
+	switch {
+	case cfg.RPCTLS:
+		return rpc.TLSOn
+	case cfg.RPCNoTLS:
+		return rpc.TLSOff
+	}
+	return rpc.TLSAuto
+}
+
+// rpcCertPath and rpcKeyPath are the RPC server's TLS key pair files.
+func (c *config) rpcCertPath() string {
+	return orDefault(c.RPCCert, filepath.Join(c.DataDir, rpcCertFile))
+}
+func (c *config) rpcKeyPath() string {
+	return orDefault(c.RPCKey, filepath.Join(c.DataDir, rpcKeyFile))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
 
 // version is reported to peers (identify) and operators.
 const version = "0.3.0"
@@ -258,17 +286,23 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 			User:       cfg.RPCUser,
 			Pass:       cfg.RPCPass,
 			CookiePath: filepath.Join(cfg.DataDir, cookieFile),
-			Version:    version,
-			Chain:      n.dag,
-			Submitter:  submitter{n},
-			Miner:      n.miner,
-			Metrics:    n.metrics,
-			Peers:      &peerSource{n},
-			Net:        n.netInfo,
-			Sync:       syncStatus{n},
-			Stop:       n.stop,
-			AddrString: addrString,
-			Logger:     log,
+			TLS:        rpcTLSMode(cfg),
+			CertPath:   cfg.rpcCertPath(),
+			KeyPath:    cfg.rpcKeyPath(),
+			MaxClients: cfg.RPCMaxClients,
+
+			AllowedOrigins: cfg.RPCAllowedOrigin,
+			Version:        version,
+			Chain:          n.dag,
+			Submitter:      submitter{n},
+			Miner:          n.miner,
+			Metrics:        n.metrics,
+			Peers:          &peerSource{n},
+			Net:            n.netInfo,
+			Sync:           syncStatus{n},
+			Stop:           n.stop,
+			AddrString:     addrString,
+			Logger:         log,
 		}
 		if len(rcfg.Listen) == 0 {
 			rcfg.Listen = []string{fmt.Sprintf("127.0.0.1:%d", rpc.DefaultPort(cfg.params.Name))}

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -129,8 +131,9 @@ func TestRPCAgainstRunningNodes(t *testing.T) {
 
 	// Network.
 	peers := call[[]obj](t, c, "getpeerinfo")
-	if len(peers) == 0 || peers[0]["id"] != b.host.ID().String() {
-		t.Fatalf("getpeerinfo: %v", peers)
+	bInfo, _ := a.tracker.Peer(b.host.ID())
+	if len(peers) == 0 || peers[0]["peerid"] != b.host.ID().String() || peers[0]["id"] != float64(bInfo.Num) || bInfo.Num <= 0 {
+		t.Fatalf("getpeerinfo: %v, want id %d", peers, bInfo.Num)
 	}
 	for _, k := range []string{"syncnode", "banscore", "pingtime", "direction", "transport", "relayed"} {
 		if _, ok := peers[0][k]; !ok {
@@ -220,6 +223,13 @@ func TestRPCAgainstRunningNodes(t *testing.T) {
 	for _, fam := range []string{"dagnode_dag_blocks", "dagnode_blocks_accepted_total", "dagnode_gossip_messages_total", "dagnode_peers", "libp2p_swarm_", "libp2p_identify_", "libp2p_rcmgr_"} {
 		if !bytes.Contains(body, []byte(fam)) {
 			t.Errorf("scrape lacks %s", fam)
+		}
+	}
+	// No file system path of this machine in any label.
+	wd, _ := os.Getwd()
+	for _, dir := range []string{wd, runtime.GOROOT(), os.Getenv("HOME"), a.cfg.DataDir, filepath.Dir(os.Args[0])} {
+		if len(dir) > 1 && bytes.Contains(body, []byte(`"`+dir)) {
+			t.Errorf("a metric label holds the path %s", dir)
 		}
 	}
 }

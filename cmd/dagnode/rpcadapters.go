@@ -69,7 +69,7 @@ func (ps *peerSource) Peers() []rpc.PeerInfo {
 	var out []rpc.PeerInfo
 	for _, p := range ps.n.tracker.Peers() {
 		info := rpc.PeerInfo{
-			ID: p.ID.String(), Direction: strings.ToLower(p.Direction.String()), Transport: p.Transport,
+			ID: p.ID.String(), Num: p.Num, Direction: strings.ToLower(p.Direction.String()), Transport: p.Transport,
 			Relayed: p.Relayed, Agent: p.AgentVersion, ProtocolVersion: p.ProtocolVersion,
 			Latency: p.Latency, ConnectedAt: p.ConnectedAt, BytesSent: p.BytesOut, BytesRecv: p.BytesIn,
 			Score: p.Score, Banned: p.Banned, BanUntil: p.BanUntil, Status: p.Status, SyncPeer: p.SyncPeer,

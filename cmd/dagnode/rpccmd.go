@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dagnode/dagnode/rpc"
@@ -19,6 +22,7 @@ type rpcConfig struct {
 	RPCServer string `long:"rpcserver" description:"server host:port (default 127.0.0.1 and the network's RPC port)"`
 	RPCUser   string `long:"rpcuser" description:"user name (default: read <datadir>/.cookie)"`
 	RPCPass   string `long:"rpcpass" description:"password"`
+	RPCCert   string `long:"rpccert" description:"the server's TLS certificate, trusted alone (default: <datadir>/rpc.cert when the node made one; a server given with https:// needs it)"`
 	Timeout   string `long:"timeout" description:"give up after this long, e.g. 30s or 10m (default 10m)"`
 }
 
@@ -58,7 +62,16 @@ func runRPC(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	res, err := rpc.NewClient(server, user, pass).Call(ctx, method, params...)
+	client, err := newRPCClient(server, user, pass, rc.RPCCert, filepath.Join(cfg.DataDir, rpcCertFile))
+	if err != nil {
+		return err
+	}
+	res, err := client.Call(ctx, method, params...)
+	if client.TLS && isPlainHTTPReply(err) && rc.RPCCert == "" && !strings.HasPrefix(server, "https://") {
+		// The node's certificate is there, but it serves plain HTTP now
+		// (loopback only): ask again without TLS.
+		res, err = rpc.NewClient(server, user, pass).Call(ctx, method, params...)
+	}
 	if err != nil {
 		var rerr *rpc.Error
 		if errors.As(err, &rerr) {
@@ -79,4 +92,33 @@ func runRPC(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintln(stdout, out.String())
 	return nil
+}
+
+// newRPCClient is the client of server: over TLS trusting certFile alone when
+// it is given (or the server is given as https://...), else over TLS
+// trusting the node's own certificate (nodeCert) when that file exists,
+// else plain HTTP.
+func newRPCClient(server, user, pass, certFile, nodeCert string) (*rpc.Client, error) {
+	if certFile == "" {
+		if _, err := os.Stat(nodeCert); err == nil {
+			certFile = nodeCert
+		} else if strings.HasPrefix(server, "https://") {
+			return nil, usagef("--rpcserver %s: give the server's certificate with --rpccert", server)
+		}
+	}
+	if certFile == "" {
+		return rpc.NewClient(server, user, pass), nil
+	}
+	tc, err := rpc.TLSClientConfig(certFile)
+	if err != nil {
+		return nil, err
+	}
+	return rpc.NewTLSClient(server, user, pass, tc), nil
+}
+
+// isPlainHTTPReply reports whether err is a TLS client's failure to read a
+// plain HTTP server's answer.
+func isPlainHTTPReply(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh)
 }

@@ -269,7 +269,7 @@ func TestDaemonFollowsMinerBesideALiar(t *testing.T) {
 	}
 
 	var peers []struct {
-		ID       string `json:"id"`
+		ID       string `json:"peerid"`
 		BanScore int    `json:"banscore"`
 	}
 	if err := b.call(&peers, "getpeerinfo"); err != nil {

@@ -258,7 +258,7 @@ func (d *daemon) netInfo() (netInfo, error) {
 
 // peerInfo is the part of a getpeerinfo entry the scenarios read.
 type peerInfo struct {
-	ID          string `json:"id"`
+	ID          string `json:"peerid"`
 	Connection  string `json:"connection"`
 	Relayed     bool   `json:"relayed"`
 	Connections []struct {
