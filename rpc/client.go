@@ -62,6 +62,9 @@ func NewTLSClient(url, user, pass string, tc *tls.Config) *Client {
 	return &Client{url: url, user: user, pass: pass, TLS: true, HTTPClient: &http.Client{Transport: tr}}
 }
 
+// Credentials returns the user and password the client sends.
+func (c *Client) Credentials() (user, pass string) { return c.user, c.pass }
+
 // URL is the server's URL.
 func (c *Client) URL() string { return c.url }
 
