@@ -150,11 +150,8 @@ func frameOverhead(payload int) int {
 // readFrame reads one frame, checking the announced length against the
 // type's limit before reading the payload. want lists the acceptable types.
 func readFrame(r *bufio.Reader, want ...byte) (byte, []byte, error) {
-	size, err := binary.ReadUvarint(r)
+	size, err := readFrameSize(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return 0, nil, io.EOF
-		}
 		return 0, nil, err
 	}
 	if size == 0 {
@@ -183,6 +180,36 @@ func readFrame(r *bufio.Reader, want ...byte) (byte, []byte, error) {
 		return 0, nil, io.ErrUnexpectedEOF
 	}
 	return t, payload, nil
+}
+
+// readFrameSize reads a frame's uvarint length. It is binary.ReadUvarint
+// except that a length overflowing 64 bits, which only the peer's bytes can
+// cause, is a violation; read errors are returned as they are (io.EOF before
+// the first byte, io.ErrUnexpectedEOF after it).
+func readFrameSize(r *bufio.Reader) (uint64, error) {
+	var x uint64
+	var s uint
+	for i := range binary.MaxVarintLen64 {
+		b, err := r.ReadByte()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if i > 0 {
+					return 0, io.ErrUnexpectedEOF
+				}
+				return 0, io.EOF
+			}
+			return 0, err
+		}
+		if b < 0x80 {
+			if i == binary.MaxVarintLen64-1 && b > 1 {
+				break
+			}
+			return x | uint64(b)<<s, nil
+		}
+		x |= uint64(b&0x7f) << s
+		s += 7
+	}
+	return 0, violation("frame length overflows 64 bits")
 }
 
 // Status is what peers exchange on connect.

@@ -106,8 +106,12 @@ func appDir() (string, error) {
 }
 
 // parseFlags parses args into cfg. Help is printed to out.
-func parseFlags(cfg any, name string, args []string, out io.Writer) ([]string, error) {
-	p := flags.NewNamedParser(name, flags.HelpFlag|flags.PassDoubleDash)
+func parseFlags(cfg any, name string, args []string, out io.Writer, opts ...flags.Options) ([]string, error) {
+	o := flags.Options(flags.HelpFlag | flags.PassDoubleDash)
+	for _, x := range opts {
+		o |= x
+	}
+	p := flags.NewNamedParser(name, o)
 	if _, err := p.AddGroup("Options", "", cfg); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jessevdk/go-flags"
+
 	"github.com/dagnode/dagnode/rpc"
 )
 
@@ -30,12 +32,12 @@ type rpcConfig struct {
 // result as indented JSON on stdout; an RPC error is printed and exits 1.
 func runRPC(ctx context.Context, args []string, stdout io.Writer) error {
 	rc := rpcConfig{Network: "mainnet", Timeout: "10m"}
-	rest, err := parseFlags(&rc, "dagnode rpc", args, stdout)
+	rest, err := parseRPCFlags(&rc, args, stdout)
 	if err != nil {
 		return err
 	}
 	if len(rest) == 0 {
-		return usagef("usage: dagnode rpc [--rpcserver host:port] METHOD [PARAMS...]   (dagnode rpc help lists the methods)")
+		return usagef("usage: dagnode rpc [FLAGS] METHOD [PARAMS...]   (flags before METHOD; dagnode rpc help lists the methods)")
 	}
 	timeout, err := time.ParseDuration(rc.Timeout)
 	if err != nil || timeout <= 0 {
@@ -121,4 +123,10 @@ func newRPCClient(server, user, pass, certFile, nodeCert string) (*rpc.Client, e
 func isPlainHTTPReply(err error) bool {
 	var rh tls.RecordHeaderError
 	return errors.As(err, &rh)
+}
+
+// parseRPCFlags parses `dagnode rpc`'s flags, which come before METHOD:
+// every word from METHOD on is a param, so `setgenerate true -1` passes -1.
+func parseRPCFlags(rc *rpcConfig, args []string, out io.Writer) ([]string, error) {
+	return parseFlags(rc, "dagnode rpc", args, out, flags.PassAfterNonOption)
 }
