@@ -182,6 +182,12 @@ func TestOrphanParentsFetchedFromSender(t *testing.T) {
 	b := newTestNode(t, dag.RegTestParams, WithSampleInterval(time.Hour)) // no sampling: only the orphan path
 	a := newTestNode(t, dag.RegTestParams, WithSampleInterval(time.Hour))
 	connectedIdle(t, a, b)
+	// Both handshakes are over (each side starts one on connect): no
+	// status tells a that b got ahead, so a has no reason to sync.
+	eventually(t, "b's handshake", func() bool {
+		_, ok := b.peers.status(a.h.ID())
+		return ok && b.m.Stats().Handshakes > 0 && a.m.hsInFlight.Load() == 0 && b.m.hsInFlight.Load() == 0
+	})
 	load(t, b, blocks)
 	// a holds all but the top three heights: the orphan's ancestry is
 	// within the fetch depth.
