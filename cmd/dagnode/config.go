@@ -160,7 +160,7 @@ func loadConfig(args []string, out io.Writer) (*config, error) {
 		return nil, err
 	}
 	if len(rest) > 0 {
-		return nil, usagef("unexpected argument %q (commands: keys, rpc)", rest[0])
+		return nil, usagef("unexpected argument %q (commands: keys, rpc, devnet)", rest[0])
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err

@@ -3,6 +3,18 @@
 //	dagnode [flags]                        run the node
 //	dagnode keys newaddress [flags]        make a mining key and print its address
 //	dagnode rpc [flags] METHOD [PARAMS...] call the node's JSON-RPC server
+//	dagnode devnet [flags]                 run a local network of N nodes, M mining
+//
+// devnet starts N dagnode processes (this same executable) on loopback with
+// OS-chosen ports, one data directory each (under --dir, or a temporary
+// directory removed at exit), each after the first bootstrapped off the
+// first (discovery does the rest; mDNS and UPnP off), M of them mining with
+// one worker; it prints a table (node, pid, peer ID, P2P and RPC address,
+// data directory) and each node's log goes to <dir>/dagnode.log. A node
+// that dies is reported on stderr. SIGINT or SIGTERM stop every node with
+// one SIGINT (they run in their own process groups, so a terminal's Ctrl-C
+// reaches devnet only), then SIGKILL after 15 s; devnet returns once all
+// have exited.
 //
 // The daemon opens the DAG in its data directory (an embedded pebble store),
 // loads or creates the node identity, and mines when asked (--generate). It

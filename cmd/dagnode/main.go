@@ -57,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runKeys(args[1:], stdout)
 	case len(args) > 0 && args[0] == "rpc":
 		err = runRPC(ctx, args[1:], stdout)
+	case len(args) > 0 && args[0] == "devnet":
+		err = runDevnet(ctx, args[1:], stdout, stderr)
 	default:
 		err = runNode(ctx, args, stdout, stderr)
 	}
