@@ -112,8 +112,8 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%s\t%s\t%s\n", n.name, n.cmd.Process.Pid, i < dc.Miners, id, n.p2p, n.rpc, n.dir)
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "\nAsk a node: dagnode rpc --network %s --datadir %s getdagtips\nCtrl-C stops every node.\n",
-		dc.Network, nodes[0].dir)
+	fmt.Fprintf(stdout, "\nAsk a node: dagnode rpc --network %s --datadir %s --rpcserver %s getdagtips\nCtrl-C stops every node.\n",
+		dc.Network, nodes[0].dir, nodes[0].rpc)
 
 	// Run until ctx ends; report children that die meanwhile.
 	dead := make(chan *devnetNode, len(nodes))
