@@ -311,30 +311,42 @@ func TestOrphanFlooderSlowsNothingAndPays(t *testing.T) {
 			sent.Add(1)
 		}
 	}
-	// Best of three each, alternated: the machine is shared and noisy.
-	var base, flooded time.Duration
+	// Paired rounds, alone and flooded back to back (order alternating), so
+	// both runs of a pair see the same load: the machine is shared and
+	// noisy. A flood that really slows the sync does so in every pair; the
+	// best pair is compared. Three pairs, two more if none is within 1.5x.
+	best := 0.0
 	var victim *testNode
-	for i := range 3 {
-		b, _, _ := syncTime(t, blocks, nil)
-		flooder = newHanging(t, false) // a fresh one: it claims no blocks
-		f, v, stop := syncTime(t, blocks, flood)
-		if i < 2 {
-			stop() // the last flood goes on until the flooder pays
+	var stopLast func()
+	for i := 0; i < 3 || (i < 5 && best > 1.5); i++ {
+		if stopLast != nil {
+			stopLast()
 		}
-		t.Logf("round %d: %v alone, %v flooded", i, b, f)
-		if base == 0 || b < base {
-			base = b
+		var alone, flooded time.Duration
+		runAlone := func() { alone, _, _ = syncTime(t, blocks, nil) }
+		runFlooded := func() {
+			flooder = newHanging(t, false) // a fresh one: it claims no blocks
+			flooded, victim, stopLast = syncTime(t, blocks, flood)
 		}
-		if flooded == 0 || f < flooded {
-			flooded = f
+		if i%2 == 0 {
+			runAlone()
+			runFlooded()
+		} else {
+			runFlooded()
+			runAlone()
 		}
-		victim = v
+		ratio := float64(flooded) / float64(alone)
+		t.Logf("pair %d: %v alone, %v flooded (%.2fx)", i, alone, flooded, ratio)
+		if best == 0 || ratio < best {
+			best = ratio
+		}
 	}
+	// The last flood goes on until the flooder pays.
 	st := victim.m.Stats()
-	t.Logf("5,000-block sync, best of 3: %v alone, %v beside an orphan flooder (%.2fx; %d orphans sent, %d dropped in sync mode)",
-		base, flooded, float64(flooded)/float64(base), sent.Load(), st.DroppedSyncing)
-	if flooded > base*3/2 {
-		t.Fatalf("the flood slowed the sync from %v to %v", base, flooded)
+	t.Logf("5,000-block sync beside an orphan flooder: best pair %.2fx of the time alone (%d orphans sent, %d dropped in sync mode)",
+		best, sent.Load(), st.DroppedSyncing)
+	if best > 1.5 {
+		t.Fatalf("the flood slowed the sync %.2fx in every pair", best)
 	}
 	eventually(t, "the flooder to be penalised", func() bool { return victim.peers.penalized(flooder.h.ID(), &ProtocolError{}) })
 	if st := victim.m.Stats(); st.Orphans > MaxOrphansPerPeer {
