@@ -38,8 +38,10 @@
 // plain DHT or relay clients) is left alone: ErrNotDagnode, no penalty. An
 // implausible status (a block count below its height, more tips than blocks,
 // more blocks than its work allows) is refused. A peer is a candidate when it
-// names tips we lack for more than BehindGrace, or is syncLeadHeights
-// heights or syncLeadBlocks blocks ahead.
+// names tips we lack for more than BehindGrace (time for blocks in flight
+// to arrive by gossip), at once if it is syncLeadHeights heights or
+// syncLeadBlocks blocks ahead or its status came with a new connection's
+// handshake.
 //
 // Election runs as soon as the statuses are in (it waits up to ElectionWait
 // only while handshakes are still in flight): candidates that claim the

@@ -534,6 +534,9 @@ func (m *Manager) handshake(p peer.ID) {
 	m.wg.Go(func() {
 		defer func() { <-m.hsSlots }()
 		st := m.exchangeStatus(p)
+		if st != nil {
+			m.skipGrace(p)
+		}
 		m.hsInFlight.Add(-1)
 		m.pokeSync()
 		if st != nil {
@@ -541,6 +544,18 @@ func (m *Manager) handshake(p peer.ID) {
 			m.log.Debug("peer status", "peer", p, "height", st.MaxHeight, "blocks", st.Count, "tips", len(st.Tips))
 		}
 	})
+}
+
+// skipGrace makes p a sync candidate at once if its status names tips we
+// lack: the status came with a new connection's handshake, so those tips
+// are not blocks that gossip from p has in flight to us (BehindGrace is for
+// those). A healed partition's first link syncs without waiting.
+func (m *Manager) skipGrace(p peer.ID) {
+	m.statusMu.Lock()
+	defer m.statusMu.Unlock()
+	if ps := m.statuses[p]; ps != nil && !ps.aheadSince.IsZero() {
+		ps.aheadSince = time.Now().Add(-BehindGrace)
+	}
 }
 
 // exchangeStatus exchanges statuses with p, bounded by StatusTimeout, and

@@ -52,6 +52,10 @@ func TestRelayedConnectionCarriesNoBlocks(t *testing.T) {
 	t.Setenv("HOME", dir)
 	quiet := []string{"--nodht"}
 	r := startNode(t, "regtest", filepath.Join(dir, "relay"), append(quiet, "--reachability", "public")...)
+	// The relay service starts once r's reachability event is handled; a
+	// home node that asks before that is refused and AutoRelay backs off for
+	// a long while, so the home node starts after it.
+	waitUntil(t, 20*time.Second, "r's relay service", func() bool { return r.netInfo.NetworkInfo().RelayService == "serving" })
 	a := startNode(t, "regtest", filepath.Join(dir, "home"), append(quiet, "--reachability", "private", "--relay", p2pAddr(r))...)
 	b := startNode(t, "regtest", filepath.Join(dir, "b"), append(quiet, "--reachability", "public")...)
 
