@@ -33,5 +33,6 @@
 // cannot be read, parsed or trusted (that is an error naming the file, because
 // a new key would silently change the node's identity or lose mined funds); it
 // never logs or prints key material; and it imports nothing else from this module
-// and nothing networked (only libp2p's core/crypto key types).
+// but internal/securefile (the atomic 0600 writer) and nothing networked (only
+// libp2p's core/crypto key types).
 package keys

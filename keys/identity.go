@@ -10,6 +10,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/crypto/pb"
+
+	"github.com/dagnode/dagnode/internal/securefile"
 )
 
 // ErrMalformedKey is wrapped by the error returned when a key file exists but
@@ -115,5 +117,5 @@ func saveKey(path string, priv crypto.PrivKey) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data)
+	return securefile.Write(path, data)
 }

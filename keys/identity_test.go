@@ -190,26 +190,6 @@ func TestLoadOrCreateIdentityParentIsFile(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomicReplaces(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "f")
-	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeFileAtomic(path, []byte("new")); err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != "new" {
-		t.Fatalf("content %q, want %q", got, "new")
-	}
-	checkPerm(t, path, 0o600)
-	checkOnlyEntries(t, dir, "f")
-}
-
 // flipPublicByte flips one byte of the public half of the Ed25519 key file
 // at path, which must be the stored public key of want, and returns the new
 // file content. A marshalled Ed25519 key ends with the seed and then the

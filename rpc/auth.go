@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dagnode/dagnode/internal/securefile"
 )
 
 // CookieUser is the user name of cookie auth, as in bitcoind's .cookie file.
@@ -188,7 +190,7 @@ func writeCookie(path string) (string, error) {
 		return "", fmt.Errorf("cookie: %w", err)
 	}
 	pass := hex.EncodeToString(secret)
-	if err := writeFileAtomic(path, []byte(CookieUser+":"+pass)); err != nil {
+	if err := securefile.Write(path, []byte(CookieUser+":"+pass)); err != nil {
 		return "", fmt.Errorf("cookie: %w", err)
 	}
 	return pass, nil

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -71,17 +70,9 @@ func (c *Client) URL() string { return c.url }
 // ReadCookie reads the cookie file a server wrote ("__cookie__:<hex>") and
 // returns its user and password.
 func ReadCookie(path string) (user, pass string, err error) {
-	f, err := os.Open(path)
+	b, err := readBounded(path, maxCookieBytes)
 	if err != nil {
 		return "", "", fmt.Errorf("rpc: reading cookie: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxCookieBytes+1))
-	if err != nil {
-		return "", "", fmt.Errorf("rpc: reading cookie: %w", err)
-	}
-	if len(b) > maxCookieBytes {
-		return "", "", fmt.Errorf("rpc: cookie file %s is too long", path)
 	}
 	user, pass, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
 	if !ok || user == "" || pass == "" {

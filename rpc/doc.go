@@ -145,8 +145,8 @@
 //
 // What this package must not do: write to the DAG (blocks go to the
 // Submitter, the sync manager's path), import any package of this module but
-// dag, metrics and internal/connlimit, answer without authentication or
-// (off loopback, unless told) without TLS, listen on a public
-// interface unless configured to, panic or answer a stack trace on any
-// input, or hold a lock while it sleeps.
+// dag, metrics, internal/connlimit and internal/securefile, answer without
+// authentication or (off loopback, unless told) without TLS, listen on a
+// public interface unless configured to, panic or answer a stack trace on
+// any input, or hold a lock while it sleeps.
 package rpc

@@ -14,8 +14,9 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/dagnode/dagnode/internal/securefile"
 )
 
 // TLSMode says when the server speaks TLS.
@@ -62,10 +63,10 @@ func LoadOrCreateCert(certPath, keyPath string, hosts []string) (cert tls.Certif
 	if err != nil {
 		return tls.Certificate{}, false, fmt.Errorf("rpc: TLS: %w", err)
 	}
-	if err := writeFileAtomic(keyPath, keyPEM); err != nil {
+	if err := securefile.Write(keyPath, keyPEM); err != nil {
 		return tls.Certificate{}, false, fmt.Errorf("rpc: TLS: %w", err)
 	}
-	if err := writeFileAtomic(certPath, certPEM); err != nil {
+	if err := securefile.Write(certPath, certPEM); err != nil {
 		os.Remove(keyPath)
 		return tls.Certificate{}, false, fmt.Errorf("rpc: TLS: %w", err)
 	}
@@ -74,11 +75,11 @@ func LoadOrCreateCert(certPath, keyPath string, hosts []string) (cert tls.Certif
 }
 
 func loadKeyPair(certPath, keyPath string) (tls.Certificate, error) {
-	certPEM, err := readBounded(certPath)
+	certPEM, err := readBounded(certPath, maxCertFileBytes)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("rpc: TLS: %w", err)
 	}
-	keyPEM, err := readBounded(keyPath)
+	keyPEM, err := readBounded(keyPath, maxCertFileBytes)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("rpc: TLS: %w", err)
 	}
@@ -89,19 +90,19 @@ func loadKeyPair(certPath, keyPath string) (tls.Certificate, error) {
 	return cert, nil
 }
 
-// readBounded reads a file of at most maxCertFileBytes.
-func readBounded(path string) ([]byte, error) {
+// readBounded reads a file of at most max bytes.
+func readBounded(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxCertFileBytes+1))
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(b) > maxCertFileBytes {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxCertFileBytes)
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
 	}
 	return b, nil
 }
@@ -163,42 +164,11 @@ func newSelfSigned(hosts []string) (certPEM, keyPEM []byte, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
 
-// writeFileAtomic writes data to path with mode 0600 through a temporary
-// file and a rename, so a reader never sees a partial file.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
 // TLSClientConfig returns a client TLS configuration that trusts exactly
 // the certificate in the PEM file certPath (the node's own, or a copy of a
 // remote node's).
 func TLSClientConfig(certPath string) (*tls.Config, error) {
-	pemBytes, err := readBounded(certPath)
+	pemBytes, err := readBounded(certPath, maxCertFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: reading the server certificate: %w", err)
 	}
