@@ -36,9 +36,12 @@ const (
 	devnetStopTimeout = 15 * time.Second
 )
 
+// The daemon's log lines that name its addresses, as devnet (and the
+// tests that run daemons) read them: the P2P listen multiaddrs, and the
+// first RPC listen address.
 var (
-	devnetListenRe = regexp.MustCompile(`msg=listening addrs="?\[([^\]]*)\]`)
-	devnetRPCRe    = regexp.MustCompile(`msg="rpc server listening" addrs="?\[([0-9.:]+)[\] ]`)
+	listenLogRe = regexp.MustCompile(`msg=listening addrs="?\[([^\]]*)\]`)
+	rpcLogRe    = regexp.MustCompile(`msg="rpc server listening" addrs="?\[([0-9.:]+)[\] ]`)
 )
 
 // devnetNode is one child process of a devnet.
@@ -171,7 +174,7 @@ func (n *devnetNode) start(ctx context.Context, self string, args []string) erro
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(logf, line)
-			if m := devnetListenRe.FindStringSubmatch(line); m != nil && n.p2p == "" {
+			if m := listenLogRe.FindStringSubmatch(line); m != nil && n.p2p == "" {
 				for _, a := range strings.Fields(m[1]) {
 					if strings.Contains(a, "/tcp/") {
 						n.p2p = a
@@ -179,7 +182,7 @@ func (n *devnetNode) start(ctx context.Context, self string, args []string) erro
 					}
 				}
 			}
-			if m := devnetRPCRe.FindStringSubmatch(line); m != nil {
+			if m := rpcLogRe.FindStringSubmatch(line); m != nil {
 				n.rpc = m[1]
 				once.Do(func() { close(ready) })
 			}

@@ -3,14 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +47,7 @@ func TestDevnet(t *testing.T) {
 	type devNode struct {
 		pid    int
 		mining bool
-		client *rpc.Client
+		*proc  // its RPC client (devnet started the process)
 	}
 	var nodes []devNode
 	sc := bufio.NewScanner(out)
@@ -62,7 +59,7 @@ func TestDevnet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			nodes = append(nodes, devNode{pid: pid, mining: f[2] == "true", client: rpc.NewClient(f[5], user, pass)})
+			nodes = append(nodes, devNode{pid: pid, mining: f[2] == "true", proc: &proc{t: t, name: f[0], client: rpc.NewClient(f[5], user, pass)}})
 		}
 		if strings.HasPrefix(sc.Text(), "Ctrl-C") {
 			break
@@ -75,44 +72,22 @@ func TestDevnet(t *testing.T) {
 	if len(nodes) != 4 || !nodes[0].mining || !nodes[1].mining || nodes[2].mining {
 		t.Fatalf("devnet table: %+v; stderr: %s", nodes, stderr.String())
 	}
-	call := func(c *rpc.Client, out any, method string, params ...any) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		raw, err := c.Call(ctx, method, params...)
-		if err == nil && out != nil {
-			err = json.Unmarshal(raw, out)
-		}
-		return err
-	}
 	// Let the two miners mine at once for a while, then stop them.
 	pollUntil(t, 60*time.Second, "100 blocks on the last node", func() bool {
 		var n int
-		return call(nodes[3].client, &n, "getblockcount") == nil && n >= 100
+		return nodes[3].call(&n, "getblockcount") == nil && n >= 100
 	})
 	for _, n := range nodes[:2] {
-		if err := call(n.client, nil, "setgenerate", false); err != nil {
+		if err := n.call(nil, "setgenerate", false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var tips []dagTips
-	pollUntil(t, 60*time.Second, "the four nodes on one DAG", func() bool {
-		tips = tips[:0]
-		for _, n := range nodes {
-			var dt dagTips
-			if call(n.client, &dt, "getdagtips") != nil {
-				return false
-			}
-			slices.Sort(dt.Tips)
-			tips = append(tips, dt)
-		}
-		for _, dt := range tips[1:] {
-			if dt.BlkCount != tips[0].BlkCount || !slices.Equal(dt.Tips, tips[0].Tips) {
-				return false
-			}
-		}
-		return true
-	})
-	t.Logf("four nodes on one DAG of %d blocks", tips[0].BlkCount)
+	var ps []*proc
+	for _, n := range nodes {
+		ps = append(ps, n.proc)
+	}
+	dt := sameDAG(t, 60*time.Second, ps...)
+	t.Logf("four nodes on one DAG of %d blocks", dt.BlkCount)
 
 	// A node that dies is reported.
 	if err := syscall.Kill(nodes[3].pid, syscall.SIGKILL); err != nil {

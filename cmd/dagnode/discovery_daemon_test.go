@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	lphost "github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -30,11 +30,6 @@ import (
 // binary) on loopback and default flags: only ports (chosen by the OS),
 // data directories, --network regtest and --nomdns; --nonat keeps the
 // traffic on loopback (UPnP/NAT-PMP would probe the machine's router).
-
-var (
-	procListenRe = regexp.MustCompile(`msg=listening addrs="?\[([^\]]*)\]`)
-	procRPCRe    = regexp.MustCompile(`msg="rpc server listening" addrs="?\[([0-9.:]+)[\] ]`)
-)
 
 // proc is a dagnode process whose log is kept (the last lines, for
 // failures) and whose RPC server the test calls.
@@ -83,11 +78,11 @@ func startProc(t *testing.T, name string, extra ...string) *proc {
 			if len(p.tail) > procTailLines {
 				p.tail = p.tail[len(p.tail)-procTailLines:]
 			}
-			if m := procListenRe.FindStringSubmatch(line); m != nil && p.listen == nil {
+			if m := listenLogRe.FindStringSubmatch(line); m != nil && p.listen == nil {
 				p.listen = strings.Fields(m[1])
 			}
 			p.mu.Unlock()
-			if m := procRPCRe.FindStringSubmatch(line); m != nil {
+			if m := rpcLogRe.FindStringSubmatch(line); m != nil {
 				select {
 				case ready <- m[1]:
 				default:
@@ -242,6 +237,14 @@ func startResetter(t *testing.T, to ...*proc) peer.ID {
 	for _, id := range []protocol.ID{"/dagnode/regtest/kad/1.0.0", "/dagnode/regtest/sync/2"} {
 		h.SetStreamHandler(id, func(s network.Stream) { _ = s.Reset() })
 	}
+	connectProcs(t, h, "resetter", to...)
+	return h.ID()
+}
+
+// connectProcs connects the in-process host h (named what, for failures)
+// to each of the processes to.
+func connectProcs(t *testing.T, h lphost.Host, what string, to ...*proc) {
+	t.Helper()
 	for _, p := range to {
 		ai, err := peer.AddrInfoFromString(p.addr())
 		if err != nil {
@@ -251,10 +254,9 @@ func startResetter(t *testing.T, to ...*proc) peer.ID {
 		err = h.Connect(ctx, *ai)
 		cancel()
 		if err != nil {
-			t.Fatalf("resetter connecting to %s: %v", p.name, err)
+			t.Fatalf("%s connecting to %s: %v", what, p.name, err)
 		}
 	}
-	return h.ID()
 }
 
 // TestDaemonsFindEachOtherOnLoopback: A alone, B and C each given only

@@ -215,18 +215,7 @@ func startLiar(t *testing.T, to ...*proc) peer.ID {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { close(hang); m.Close(); h.Close() })
-	for _, p := range to {
-		ai, err := peer.AddrInfoFromString(p.addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = h.Connect(ctx, *ai)
-		cancel()
-		if err != nil {
-			t.Fatalf("liar connecting to %s: %v", p.name, err)
-		}
-	}
+	connectProcs(t, h, "liar", to...)
 	return h.ID()
 }
 
