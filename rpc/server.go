@@ -200,7 +200,6 @@ type Server struct {
 	srv     *http.Server
 	addrs   []net.Addr
 	cookie  string // path of the cookie file we wrote, if any
-	tls     bool   // serving TLS
 	running bool
 	closed  bool
 }
@@ -342,7 +341,6 @@ func (s *Server) Start() error {
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	s.tls = useTLS
 	if s.cfg.User == "" {
 		pass, err := writeCookie(s.cfg.CookiePath)
 		if err != nil {
