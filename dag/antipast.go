@@ -18,8 +18,8 @@ const MaxLocatorTips = 64
 
 // Locator describes the DAG to a peer in a few hashes, so that the peer can
 // tell which of its blocks we lack (NotInPast): our tips (at most
-// MaxLocatorTips, highest first), then blocks on the selected-parent chain
-// of the heaviest tip at distances 1, 2, 4, 8, ... below it, ending with the
+// MaxLocatorTips, highest first), then blocks on the virtual's selected
+// chain (the tip with the most blue work and its selected parents) at distances 1, 2, 4, 8, ... below it, ending with the
 // genesis. The past of every hash in it is in our DAG, so a peer that knows
 // some of them knows we hold their past; the doubling steps bound how much
 // of a diverged branch the peer lists again to about as many blocks as the
@@ -35,17 +35,9 @@ func (d *DAG) Locator() []Hash {
 		if c := cmp.Compare(b.height, a.height); c != 0 {
 			return c
 		}
-		if c := b.chainWork.Cmp(a.chainWork); c != 0 {
-			return c
-		}
-		return compareHash(a.hash, b.hash)
+		return byBlueWorkDesc(a, b)
 	})
-	heaviest := tips[0]
-	for _, n := range tips {
-		if n.chainWork.Cmp(heaviest.chainWork) > 0 {
-			heaviest = n
-		}
-	}
+	heaviest := d.virtual.selectedParent
 	tips = tips[:min(len(tips), MaxLocatorTips)]
 	out := make([]Hash, 0, len(tips)+64)
 	for _, n := range tips {

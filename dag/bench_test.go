@@ -191,3 +191,95 @@ func benchImport(b *testing.B, n int) {
 	b.ReportMetric(imp/base, "ratio")
 	b.ReportMetric(rate(single, singleTime), "single-blocks/s")
 }
+
+// wideSets caches BenchmarkImportGHOSTDAG's DAGs across reruns.
+var wideSets struct {
+	sync.Mutex
+	m map[int][]*dag.Block
+}
+
+// wideBlocks returns n blocks of a wide regtest DAG from 8 concurrent miners
+// (dagtest's Wide), generating them on first use.
+func wideBlocks(b *testing.B, n int) []*dag.Block {
+	b.Helper()
+	wideSets.Lock()
+	defer wideSets.Unlock()
+	if s := wideSets.m[n]; s != nil {
+		return s
+	}
+	g, err := dagtest.NewGenerator(dag.RegTestParams, importSeed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	blocks, err := g.Wide(n, 8)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if wideSets.m == nil {
+		wideSets.m = make(map[int][]*dag.Block)
+	}
+	wideSets.m[n] = blocks
+	return blocks
+}
+
+// BenchmarkImportGHOSTDAG measures importing a wide DAG (8 concurrent
+// miners) into a fresh on-disk DAG, in ProcessBlocks chunks of importChunk,
+// with GHOSTDAG (blocks/s, µs/block) against the same import without it, as
+// the DAG was before GHOSTDAG (plain-blocks/s; ratio is GHOSTDAG over
+// plain). The two alternate within each iteration, so load hits both.
+func BenchmarkImportGHOSTDAG(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			if n > 10_000 && !benchSelects(strconv.Itoa(n)) {
+				b.Skipf("generating %d blocks is slow; run with -bench 'ImportGHOSTDAG/%d' to include it", n, n)
+			}
+			benchImportGHOSTDAG(b, n)
+		})
+	}
+}
+
+func benchImportGHOSTDAG(b *testing.B, n int) {
+	ctx := context.Background()
+	quiet := dag.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b.StopTimer()
+	blocks := wideBlocks(b, n)
+	run := func(opts ...dag.Option) time.Duration {
+		store, err := dag.OpenPebbleStore(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer store.Close()
+		d, err := dag.Open(ctx, store, dag.RegTestParams, append(opts, quiet)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		for lo := 0; lo < n; lo += importChunk {
+			for i, err := range d.ProcessBlocks(ctx, blocks[lo:min(lo+importChunk, n)]) {
+				if err != nil {
+					b.Fatalf("block %d: %v", lo+i, err)
+				}
+			}
+		}
+		took := time.Since(start)
+		if got := d.Count(); got != n+1 {
+			b.Fatalf("imported DAG holds %d blocks, want %d", got, n+1)
+		}
+		return took
+	}
+	var with, plain time.Duration
+	for i := range b.N {
+		if i%2 == 0 {
+			with += run()
+			plain += run(dag.WithoutGHOSTDAG())
+		} else {
+			plain += run(dag.WithoutGHOSTDAG())
+			with += run()
+		}
+	}
+	rate := func(d time.Duration) float64 { return float64(n) * float64(b.N) / d.Seconds() }
+	b.ReportMetric(rate(with), "blocks/s")
+	b.ReportMetric(rate(plain), "plain-blocks/s")
+	b.ReportMetric(rate(with)/rate(plain), "ratio")
+	b.ReportMetric(with.Seconds()*1e6/float64(n*b.N), "µs/block")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/big"
 	"slices"
 	"sync"
@@ -15,17 +16,31 @@ import (
 )
 
 // blockNode is a block in the in-memory index. Fields are written once, when
-// the node is added under the write lock, except children (appended under the
-// write lock).
+// the node is added under the write lock, except children (appended), the
+// reachability labels and the future covering set, all changed under the
+// write lock.
 type blockNode struct {
-	hash           Hash
-	parents        []*blockNode
-	children       []*blockNode
+	hash      Hash
+	parents   []*blockNode
+	children  []*blockNode
+	height    int64
+	timestamp int64
+	bits      uint32
+	work      *big.Int // Work(bits)
+
+	// GHOSTDAG data (ghostdag.go).
 	selectedParent *blockNode
-	height         int64
-	timestamp      int64
-	bits           uint32
-	chainWork      *big.Int // own work plus the selected parent's chain work
+	blues          []*blockNode // merge-set blues, the selected parent first
+	reds           []*blockNode // merge-set reds
+	anticone       []anticoneSize
+	blueScore      uint64
+	blueWork       *big.Int
+	pastSize       int64 // blocks in the past: the block's position in the GHOSTDAG order
+	chainDepth     int64 // selected-parent steps from the genesis
+
+	// Reachability (reachability.go).
+	enter, exit omItem
+	futureCover []*blockNode
 }
 
 // DAG is the block DAG: an in-memory index of every block over a datastore
@@ -46,13 +61,22 @@ type DAG struct {
 	writeMu sync.Mutex
 	failed  error // a storage failure; every later write returns it. Guarded by writeMu.
 
-	mu        sync.RWMutex
-	index     map[Hash]*blockNode
-	byHeight  [][]*blockNode
-	tips      map[Hash]*blockNode
-	totalWork *big.Int
+	mu          sync.RWMutex
+	index       map[Hash]*blockNode
+	byHeight    [][]*blockNode
+	tips        map[Hash]*blockNode
+	totalWork   *big.Int
+	reach       *reachability
+	virtual     *blockNode   // the virtual block over the tips (virtual.go)
+	virtualRest []*blockNode // the virtual's merge set without its selected parent
+	chain       []*blockNode // the virtual's selected chain, genesis first: chain[n.chainDepth] == n
 
 	version atomic.Uint64
+
+	// plain is the benchmarks' baseline, the DAG as it was before GHOSTDAG:
+	// no colouring, no reachability, no virtual block, headers stored alone.
+	// Only export_test.go sets it; such a DAG answers nothing but Count.
+	plain bool
 }
 
 // Option tunes a DAG.
@@ -76,6 +100,7 @@ func Open(ctx context.Context, store ds.Batching, p *Params, opts ...Option) (*D
 		index:     make(map[Hash]*blockNode),
 		tips:      make(map[Hash]*blockNode),
 		totalWork: new(big.Int),
+		reach:     newReachability(),
 	}
 	for _, o := range opts {
 		o(d)
@@ -99,8 +124,9 @@ func Open(ctx context.Context, store ds.Batching, p *Params, opts ...Option) (*D
 
 func (d *DAG) writeGenesis(ctx context.Context) error {
 	g := d.params.GenesisBlock
-	n := &blockNode{hash: d.params.GenesisHash, timestamp: g.Header.Timestamp, bits: g.Header.Bits, chainWork: Work(g.Header.Bits)}
-	if err := writeBlock(ctx, d.store, g.Encode(), n, g.Header.AppendEncode(nil), nil); err != nil {
+	n := newNode(d.params.GenesisHash, &g.Header, nil)
+	n.setScores()
+	if err := writeBlock(ctx, d.store, g.Encode(), n, appendGhostdag(g.Header.AppendEncode(nil), n), nil); err != nil {
 		return err
 	}
 	if err := d.store.Put(ctx, ds.RawKey(keyGenesis), n.hash[:]); err != nil {
@@ -110,14 +136,18 @@ func (d *DAG) writeGenesis(ctx context.Context) error {
 }
 
 // load rebuilds the index from the height entries, which come in height order
-// so every parent is indexed before its children.
+// so every parent is indexed before its children. Each entry holds the
+// header and the block's GHOSTDAG data, so nothing is recomputed; a store
+// written before GHOSTDAG existed has entries without it, and load computes
+// it once and writes it back.
 func (d *DAG) load(ctx context.Context) error {
+	var legacy []*blockNode
 	err := queryKeys(ctx, d.store, prefixHeight, false, func(key string, value []byte) error {
 		height, hash, err := parseHeightKey(key)
 		if err != nil {
 			return err
 		}
-		h, err := DecodeHeader(value)
+		h, gd, err := decodeHeader(value)
 		if err != nil {
 			return fmt.Errorf("block %s: %w", hash, err)
 		}
@@ -130,15 +160,27 @@ func (d *DAG) load(ctx context.Context) error {
 		if len(parents) == 0 && hash != d.params.GenesisHash {
 			return fmt.Errorf("block %s has no parents and is not the genesis", hash)
 		}
-		n := d.newNode(hash, &h, parents)
+		n := newNode(hash, &h, parents)
 		if n.height != height {
 			return fmt.Errorf("block %s stored at height %d, its parents put it at %d", hash, height, n.height)
+		}
+		if len(gd) == 0 {
+			d.computeGhostdag(n)
+			legacy = append(legacy, n)
+		} else if err := decodeGhostdag(gd, n, d.index, d.params.MergeSetSizeLimit); err != nil {
+			return fmt.Errorf("block %s: %w", hash, err)
 		}
 		d.addNode(n)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("dag: store inconsistent: %w", err)
+	}
+	d.updateVirtual()
+	if len(legacy) > 0 {
+		if err := d.writeLegacyGhostdag(ctx, legacy); err != nil {
+			return fmt.Errorf("dag: storing GHOSTDAG data: %w", err)
+		}
 	}
 	if d.index[d.params.GenesisHash] == nil {
 		return errors.New("dag: store inconsistent: genesis block missing")
@@ -164,22 +206,37 @@ func (d *DAG) load(ctx context.Context) error {
 	return nil
 }
 
-// newNode builds an index node for a header whose parents are indexed.
-func (d *DAG) newNode(hash Hash, h *Header, parents []*blockNode) *blockNode {
-	n := &blockNode{hash: hash, parents: parents, timestamp: h.Timestamp, bits: h.Bits}
-	work := Work(h.Bits)
+// newNode builds an index node, without its GHOSTDAG data, for a header
+// whose parents are indexed.
+func newNode(hash Hash, h *Header, parents []*blockNode) *blockNode {
+	n := &blockNode{hash: hash, parents: parents, timestamp: h.Timestamp, bits: h.Bits, work: Work(h.Bits)}
 	if len(parents) > 0 {
-		n.selectedParent = selectParent(parents)
 		n.height = maxHeight(parents) + 1
-		work.Add(work, n.selectedParent.chainWork)
 	}
-	n.chainWork = work
 	return n
 }
 
-// addNode links n into the index. Called with mu held for writing (or
-// before the DAG is shared).
+// computeGhostdag sets the GHOSTDAG data of a node whose parents are
+// indexed, without checking the merge set limit (the block was accepted
+// under its rules).
+func (d *DAG) computeGhostdag(n *blockNode) {
+	if len(n.parents) == 0 {
+		n.setScores()
+		return
+	}
+	sp := selectParent(n.parents)
+	rest, _ := mergeSet(sp, n.parents, math.MaxInt)
+	colour(n, sp, rest, d.params.K)
+}
+
+// addNode links n, with its GHOSTDAG data, into the index and the
+// reachability index. The caller moves the virtual block (updateVirtual)
+// once it has added its blocks. Called with mu held for writing (or before
+// the DAG is shared).
 func (d *DAG) addNode(n *blockNode) {
+	if !d.plain {
+		d.reach.add(n)
+	}
 	d.index[n.hash] = n
 	for int64(len(d.byHeight)) <= n.height {
 		d.byHeight = append(d.byHeight, nil)
@@ -190,7 +247,7 @@ func (d *DAG) addNode(n *blockNode) {
 		delete(d.tips, p.hash)
 	}
 	d.tips[n.hash] = n
-	d.totalWork.Add(d.totalWork, Work(n.bits))
+	d.totalWork.Add(d.totalWork, n.work)
 	d.version.Add(1)
 }
 
@@ -228,6 +285,11 @@ func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) (errs []error)
 	if accepted == 0 {
 		return errs
 	}
+	if !d.plain {
+		d.mu.Lock()
+		d.updateVirtual()
+		d.mu.Unlock()
+	}
 	// Wait for the disk without holding mu: readers and the miner see the
 	// new blocks meanwhile, but nobody is told they are accepted before they
 	// are durable. The WAL is ordered, so no block can be durable without
@@ -258,9 +320,10 @@ func (d *DAG) CheckBlock(b *Block) (Hash, error) {
 	return hash, err
 }
 
-// checkConnect finds the parents and runs the contextual checks. Called
-// with the lock held (read or write).
-func (d *DAG) checkConnect(hash Hash, b *Block) ([]*blockNode, error) {
+// checkConnect finds the parents and runs the contextual checks; it returns
+// the new block's node with its GHOSTDAG data. Called with the lock held
+// (read or write).
+func (d *DAG) checkConnect(hash Hash, b *Block) (*blockNode, error) {
 	if d.index[hash] != nil {
 		return nil, ErrDuplicateBlock
 	}
@@ -274,10 +337,18 @@ func (d *DAG) checkConnect(hash Hash, b *Block) ([]*blockNode, error) {
 	if missing != nil {
 		return nil, &MissingParentsError{Block: hash, Missing: missing}
 	}
-	if err := d.checkContext(&b.Header, parents); err != nil {
+	n := newNode(hash, &b.Header, parents)
+	if d.plain {
+		n.selectedParent = parents[0]
+		n.blueWork = new(big.Int).Add(n.selectedParent.blueWork, n.work)
+		return n, nil
+	}
+	sp, rest, err := d.checkContext(&b.Header, parents)
+	if err != nil {
 		return nil, err
 	}
-	return parents, nil
+	colour(n, sp, rest, d.params.K)
+	return n, nil
 }
 
 // connect runs the contextual checks, stores the block and indexes it.
@@ -287,14 +358,10 @@ func (d *DAG) connect(ctx context.Context, hash Hash, b *Block) error {
 		return d.failed
 	}
 	d.mu.RLock()
-	parents, err := d.checkConnect(hash, b)
-	var (
-		n          *blockNode
-		formerTips []Hash
-	)
+	n, err := d.checkConnect(hash, b)
+	var formerTips []Hash
 	if err == nil {
-		n = d.newNode(hash, &b.Header, parents)
-		for _, p := range parents {
+		for _, p := range n.parents {
 			if _, ok := d.tips[p.hash]; ok {
 				formerTips = append(formerTips, p.hash)
 			}
@@ -305,7 +372,11 @@ func (d *DAG) connect(ctx context.Context, hash Hash, b *Block) error {
 		return err
 	}
 	raw := b.Encode()
-	if err := writeBlock(ctx, d.store, raw, n, raw[:b.Header.EncodedSize()], formerTips); err != nil {
+	entry := raw[:b.Header.EncodedSize():b.Header.EncodedSize()]
+	if !d.plain {
+		entry = appendGhostdag(entry, n)
+	}
+	if err := writeBlock(ctx, d.store, raw, n, entry, formerTips); err != nil {
 		return d.fail(err)
 	}
 	d.mu.Lock()
@@ -371,8 +442,7 @@ func compareHash(a, b Hash) int {
 	return 0
 }
 
-// TotalWork returns the sum of the work of every block: the DAG score two
-// nodes compare.
+// TotalWork returns the sum of the work of every block, red or blue.
 func (d *DAG) TotalWork() *big.Int {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -385,8 +455,10 @@ type Status struct {
 	Tips      []Hash
 	MaxHeight int64
 	Count     int
-	TotalWork *big.Int
-	Version   uint64
+	// BlueWork is the virtual block's blue work: the work of the blue blocks
+	// of the DAG. It is the DAG's score, which peers compare.
+	BlueWork *big.Int
+	Version  uint64
 }
 
 // Status returns a snapshot of the DAG's summary.
@@ -398,7 +470,7 @@ func (d *DAG) Status() Status {
 		Tips:      sortedHashes(d.tips),
 		MaxHeight: int64(len(d.byHeight)) - 1,
 		Count:     len(d.index),
-		TotalWork: new(big.Int).Set(d.totalWork),
+		BlueWork:  new(big.Int).Set(d.virtual.blueWork),
 		Version:   d.version.Load(),
 	}
 }
@@ -418,7 +490,26 @@ type BlockInfo struct {
 	Children  []Hash
 	Timestamp int64
 	Bits      uint32
-	ChainWork *big.Int
+
+	// SelectedParent is the parent with the most blue work (zero for the
+	// genesis).
+	SelectedParent Hash
+	// BlueScore and BlueWork count the blue blocks of the block's past (in
+	// its own view), by number and by work.
+	BlueScore uint64
+	BlueWork  *big.Int
+	// MergeSetBlues (the selected parent first) and MergeSetReds are the
+	// block's merge set, coloured in the block's view, in candidate order.
+	MergeSetBlues []Hash
+	MergeSetReds  []Hash
+	// IsBlue reports whether the block is blue in the virtual block's view;
+	// IsInChain whether it is on the virtual's selected chain. A block the
+	// virtual does not merge (a tip left out) is neither.
+	IsBlue    bool
+	IsInChain bool
+	// Order is the block's position in the total order (GHOSTDAG order),
+	// -1 if the virtual does not merge it.
+	Order int64
 }
 
 // BlockInfo returns the index entry of a block.
@@ -431,16 +522,25 @@ func (d *DAG) BlockInfo(h Hash) (BlockInfo, bool) {
 	}
 	info := BlockInfo{
 		Hash: n.hash, Height: n.height, Timestamp: n.timestamp, Bits: n.bits,
-		ChainWork: new(big.Int).Set(n.chainWork),
+		BlueScore: n.blueScore, BlueWork: new(big.Int).Set(n.blueWork),
+		MergeSetBlues: hashesOf(n.blues), MergeSetReds: hashesOf(n.reds),
 	}
-	for _, p := range n.parents {
-		info.Parents = append(info.Parents, p.hash)
+	if n.selectedParent != nil {
+		info.SelectedParent = n.selectedParent.hash
 	}
-	for _, c := range n.children {
-		info.Children = append(info.Children, c.hash)
-	}
+	info.Parents = hashesOf(n.parents)
+	info.Children = hashesOf(n.children)
 	slices.SortFunc(info.Children, compareHash)
+	info.IsBlue, info.IsInChain, info.Order = d.colourOf(n)
 	return info, true
+}
+
+func hashesOf(ns []*blockNode) []Hash {
+	out := make([]Hash, len(ns))
+	for i, n := range ns {
+		out[i] = n.hash
+	}
+	return out
 }
 
 // HashesAtHeight returns the hashes of the blocks at a height, sorted.
@@ -488,8 +588,9 @@ func (d *DAG) Block(ctx context.Context, h Hash) (*Block, error) {
 
 // Template is what a miner needs to build a block on the current tips.
 type Template struct {
-	// Parents are up to MaxParents tips, the ones with the most chain work,
-	// sorted as a header wants them.
+	// Parents are the virtual block's parents: the tips with the most blue
+	// work, up to MaxParents, leaving out tips that would take the merge set
+	// over its limit; sorted as a header wants them.
 	Parents []Hash
 	// Bits is the difficulty the DAG requires of a block with these parents.
 	Bits uint32
@@ -499,7 +600,7 @@ type Template struct {
 	// Unix milliseconds.
 	MinTimestamp int64
 	// Version is the DAG's Version when the template was made; work on the
-	// template is stale once Version differs.
+	// template is stale once Version differs (the virtual changed).
 	Version uint64
 }
 
@@ -507,31 +608,21 @@ type Template struct {
 func (d *DAG) Template() Template {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	tips := make([]*blockNode, 0, len(d.tips))
-	for _, n := range d.tips {
-		tips = append(tips, n)
-	}
-	slices.SortFunc(tips, func(a, b *blockNode) int {
-		if c := b.chainWork.Cmp(a.chainWork); c != 0 {
-			return c
-		}
-		return compareHash(a.hash, b.hash)
-	})
-	tips = tips[:min(len(tips), MaxParents)]
+	v := d.virtual
 	t := Template{
-		Bits:         d.requiredBits(tips),
-		Height:       maxHeight(tips) + 1,
-		MinTimestamp: selectParent(tips).timestamp,
+		Parents:      hashesOf(v.parents),
+		Bits:         d.requiredBits(v.selectedParent, d.virtualRest),
+		Height:       maxHeight(v.parents) + 1,
+		MinTimestamp: v.selectedParent.timestamp,
 		Version:      d.version.Load(),
-	}
-	for _, n := range tips {
-		t.Parents = append(t.Parents, n.hash)
 	}
 	slices.SortFunc(t.Parents, compareHash)
 	return t
 }
 
-// RequiredBits returns the bits a block with the given parents must carry.
+// RequiredBits returns the bits a block with the given parents must carry,
+// or the rule error such a block would get for its parents (one in the past
+// of another, a merge set over the limit).
 func (d *DAG) RequiredBits(parents []Hash) (uint32, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -544,5 +635,25 @@ func (d *DAG) RequiredBits(parents []Hash) (uint32, error) {
 	if len(nodes) == 0 {
 		return 0, ruleError(ErrNoParents, "no parents")
 	}
-	return d.requiredBits(nodes), nil
+	sp, rest, err := d.checkParents(nodes)
+	if err != nil {
+		return 0, err
+	}
+	return d.requiredBits(sp, rest), nil
+}
+
+// IsAncestorOf reports whether block a is in the past of block b (a block is
+// not in its own past). It answers from the reachability index, in about
+// constant time.
+func (d *DAG) IsAncestorOf(a, b Hash) (bool, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	na, nb := d.index[a], d.index[b]
+	switch {
+	case na == nil:
+		return false, fmt.Errorf("%w %s", ErrUnknownBlock, a)
+	case nb == nil:
+		return false, fmt.Errorf("%w %s", ErrUnknownBlock, b)
+	}
+	return na != nb && isAncestorOrSelf(na, nb), nil
 }

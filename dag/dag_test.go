@@ -227,49 +227,77 @@ func TestTemplateLimitsParents(t *testing.T) {
 	}
 }
 
-// TestRetarget checks the difficulty follows the selected-parent chain's pace
-// on simnet, within the clamp and the pow limit.
+// TestRetarget checks the difficulty formula on a chain at a fixed pace: the
+// next target is the mean target of the last DifficultyWindow blocks scaled
+// by the time they took against the time they should have taken, clamped
+// and capped, computed here independently. It runs regtest with retargeting
+// on, so blocks stay cheap to mine while difficulty grows.
 func TestRetarget(t *testing.T) {
 	ctx := context.Background()
-	p := dag.SimNetParams
+	rp := *dag.RegTestParams
+	rp.NoRetarget = false
+	p := &rp
+	limit := dag.CompactToBig(p.PowLimitBits)
 	for _, tc := range []struct {
 		name    string
 		spacing int64 // ms between blocks
-		want    *big.Int
+		harder  bool
 	}{
-		{"fast blocks: 4x harder (clamped)", 10, new(big.Int).Div(dag.CompactToBig(p.PowLimitBits), big.NewInt(dag.MaxRetargetFactor))},
-		{"twice too fast: 2x harder", p.TargetBlockInterval.Milliseconds() / 2, new(big.Int).Div(dag.CompactToBig(p.PowLimitBits), big.NewInt(2))},
-		{"slow blocks: capped at pow limit", 10 * p.TargetBlockInterval.Milliseconds(), dag.CompactToBig(p.PowLimitBits)},
+		{"fast blocks: harder, clamped at 4x per window", 10, true},
+		{"twice too fast: harder", p.TargetBlockInterval.Milliseconds() / 2, true},
+		{"on pace: unchanged", p.TargetBlockInterval.Milliseconds(), false},
+		{"slow blocks: capped at pow limit", 10 * p.TargetBlockInterval.Milliseconds(), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := memDAG(t, p)
 			parent := p.GenesisHash
 			ts := p.GenesisBlock.Header.Timestamp
-			for h := int64(1); h < p.RetargetInterval; h++ {
+			chain := []*big.Int{limit} // targets, genesis first
+			times := []int64{ts}
+			for h := 1; h < 2*p.DifficultyWindow; h++ {
 				ts += tc.spacing
-				b := dagtest.MakeBlock(p, []dag.Hash{parent}, p.PowLimitBits, ts, nil)
+				bits, err := d.RequiredBits([]dag.Hash{parent})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b := dagtest.MakeBlock(p, []dag.Hash{parent}, bits, ts, nil)
 				if err := d.ProcessBlock(ctx, b); err != nil {
 					t.Fatalf("height %d: %v", h, err)
 				}
 				parent = b.Hash()
+				chain = append(chain, dag.CompactToBig(bits))
+				times = append(times, ts)
 			}
 			bits, err := d.RequiredBits([]dag.Hash{parent})
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := dag.CompactToBig(bits)
-			// Compact form keeps 23 bits of mantissa: allow that rounding.
-			diff := new(big.Int).Sub(tc.want, got)
-			diff.Abs(diff)
-			if diff.Cmp(new(big.Int).Rsh(tc.want, 20)) > 0 {
-				t.Fatalf("target %x, want about %x", got, tc.want)
+			w := p.DifficultyWindow
+			sum := new(big.Int)
+			for _, tg := range chain[len(chain)-w:] {
+				sum.Add(sum, tg)
 			}
-			// A block with the old bits is now refused.
-			if dag.CompactToBig(bits).Cmp(dag.CompactToBig(p.PowLimitBits)) != 0 {
-				b := dagtest.MakeBlock(p, []dag.Hash{parent}, p.PowLimitBits, ts+1, nil)
-				if err := d.ProcessBlock(ctx, b); !dag.IsRuleError(err, dag.ErrWrongTarget) {
-					t.Fatalf("stale bits: %v, want ErrWrongTarget", err)
-				}
+			expected := int64(w-1) * p.TargetBlockInterval.Milliseconds()
+			actual := min(max(times[len(times)-1]-times[len(times)-w], expected/dag.MaxRetargetFactor), expected*dag.MaxRetargetFactor)
+			want := sum.Div(sum, big.NewInt(int64(w)))
+			want.Mul(want, big.NewInt(actual))
+			want.Div(want, big.NewInt(expected))
+			if want.Cmp(limit) > 0 {
+				want.Set(limit)
+			}
+			got := dag.CompactToBig(bits)
+			// Compact form keeps 16 to 23 bits of mantissa: allow that rounding.
+			diff := new(big.Int).Sub(want, got)
+			if diff.Abs(diff).Cmp(new(big.Int).Rsh(want, 15)) > 0 {
+				t.Fatalf("target %x (bits %08x), want about %x (bits %08x)", got, bits, want, dag.BigToCompact(want))
+			}
+			if harder := got.Cmp(limit) < 0; harder != tc.harder {
+				t.Fatalf("target %x against the pow limit %x: harder %v, want %v", got, limit, harder, tc.harder)
+			}
+			// A block with other bits is refused.
+			b := dagtest.MakeBlock(p, []dag.Hash{parent}, bits-1, ts+1, nil)
+			if err := d.ProcessBlock(ctx, b); !dag.IsRuleError(err, dag.ErrWrongTarget) {
+				t.Fatalf("wrong bits: %v, want ErrWrongTarget", err)
 			}
 		})
 	}
@@ -299,7 +327,7 @@ func TestRestartKeepsDAG(t *testing.T) {
 	d, closeStore = diskDAG(t, dir, p)
 	defer closeStore()
 	after := d.Status()
-	if after.Count != before.Count || after.MaxHeight != before.MaxHeight || !slices.Equal(after.Tips, before.Tips) || after.TotalWork.Cmp(before.TotalWork) != 0 {
+	if after.Count != before.Count || after.MaxHeight != before.MaxHeight || !slices.Equal(after.Tips, before.Tips) || after.BlueWork.Cmp(before.BlueWork) != 0 {
 		t.Fatalf("after restart %+v, before %+v", after, before)
 	}
 	if err := d.Verify(ctx); err != nil {

@@ -19,11 +19,42 @@
 //
 // A block's height is one more than its highest parent's; the genesis (one
 // per network, see Params) has height 0 and no parents. Tips are blocks
-// without children. Each block's selected parent is the parent with the most
-// chain work (ties to the smaller hash); chain work is a block's own work plus
-// its selected parent's; the DAG's score, compared between peers, is its total
-// work. Difficulty retargets every RetargetInterval heights along the
-// selected-parent chain (see the Params field docs).
+// without children. No parent may be in the past of another
+// (ErrParentInPast).
+//
+// # GHOSTDAG
+//
+// Every block gets its GHOSTDAG data once, when it is added, and stores it in
+// the same batch (ghostdag.go): its selected parent (the parent with the most
+// blue work, ties to the smaller hash), its merge set (its past minus its
+// selected parent's past) split into blues and reds under the network's k,
+// its blue score and its blue work. A merge set over MergeSetSizeLimit makes
+// the block invalid (ErrMergeSetTooBig). The anticone checks ask a
+// reachability index (reachability.go: the selected-parent tree as intervals
+// of an order-maintenance list, plus future covering sets), which answers
+// "is A in the past of B" in O(1) plus a binary search, so a block costs
+// O(k × merge set) queries, never a walk over the DAG.
+//
+// k comes from the PHANTOM formula: the least k such that a Poisson variable
+// of mean x = 2·D·λ exceeds k with probability below δ (PhantomK), for a
+// maximal network delay D = 5 s and δ = 0.01 (AnticoneOverflow). Mainnet and
+// testnet (λ = 0.1 block/s, x = 1): k = 4, merge set limit 40. Simnet and
+// regtest (λ = 1 block/s, x = 10): k = 18, limit 180, as kaspad's one block a
+// second. MaxParents (8) fits any limit.
+//
+// The virtual block (virtual.go) stands over the best tips: up to MaxParents
+// tips with the most blue work, leaving out those that would take its merge
+// set over the limit; miners build on its parents (Template). Its blue work
+// is the DAG's score, which peers compare (Status.BlueWork); its colouring
+// says which blocks are in (blue); its selected chain, each chain block
+// preceded by the rest of its merge set in ascending blue work, is the total
+// order (Order), a topological order since blue work grows along every edge.
+//
+// Difficulty follows the network-wide block rate (requiredBits): the target
+// is the mean target of the last DifficultyWindow blocks of a block's past in
+// GHOSTDAG order, blue and red alike, scaled by how long they took against
+// TargetBlockInterval each, clamped to MaxRetargetFactor. Concurrent miners
+// therefore do not raise the block rate. Regtest keeps the easiest target.
 //
 // # Validation and errors
 //
@@ -37,8 +68,11 @@
 //
 // Each accepted block is written in one atomic datastore batch and synced
 // before ProcessBlock returns, so an acknowledged block survives a crash and
-// a reopened store is always a consistent DAG; Open checks that, and Verify
-// checks everything. ProcessBlocks imports many blocks with one sync. A DAG is
+// a reopened store is always a consistent DAG; Open checks that and rebuilds
+// the in-memory index (reachability included) from the stored headers and
+// GHOSTDAG data without recomputing GHOSTDAG (a store written before
+// GHOSTDAG is upgraded once), and Verify checks everything, GHOSTDAG and
+// reachability against a recomputation. ProcessBlocks imports many blocks with one sync. A DAG is
 // safe for concurrent use: reads share a RWMutex, writes take it exclusively.
 // In the node the sync manager is the only writer. OpenPebbleStore refuses a
 // store another process holds (ErrStoreLocked) and one whose write-ahead log

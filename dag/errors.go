@@ -28,6 +28,8 @@ const (
 	ErrTimeTooOld
 	ErrBlockTooBig
 	ErrMalformedBlock
+	ErrParentInPast
+	ErrMergeSetTooBig
 )
 
 // ErrBlockTooBig and ErrMalformedBlock come from DecodeBlock: every error a
@@ -50,6 +52,8 @@ var codeNames = map[ErrorCode]string{
 	ErrTimeTooOld:       "ErrTimeTooOld",
 	ErrBlockTooBig:      "ErrBlockTooBig",
 	ErrMalformedBlock:   "ErrMalformedBlock",
+	ErrParentInPast:     "ErrParentInPast",
+	ErrMergeSetTooBig:   "ErrMergeSetTooBig",
 }
 
 // String returns the code's name.

@@ -16,7 +16,8 @@ import (
 //
 //	/dag/meta/genesis           genesis hash (refuses a store of another network)
 //	/dag/blk/<hash>             the encoded block
-//	/dag/hgt/<height>/<hash>    the encoded header; height as 16 hex digits so
+//	/dag/hgt/<height>/<hash>    the encoded header, then the block's GHOSTDAG
+//	                            data (ghostdag.go); height as 16 hex digits so
 //	                            keys sort by height and a load sees parents first
 //	/dag/tip/<hash>             empty: the block has no children
 const (
@@ -55,8 +56,9 @@ func parseHashKey(k, prefix string) (Hash, error) {
 }
 
 // writeBlock stores a block and its index entries in one batch, without
-// waiting for the disk (the caller syncs).
-func writeBlock(ctx context.Context, store ds.Batching, raw []byte, n *blockNode, header []byte, formerTips []Hash) error {
+// waiting for the disk (the caller syncs). entry is the height entry:
+// header and GHOSTDAG data.
+func writeBlock(ctx context.Context, store ds.Batching, raw []byte, n *blockNode, entry []byte, formerTips []Hash) error {
 	b, err := store.Batch(ctx)
 	if err != nil {
 		return err
@@ -64,7 +66,7 @@ func writeBlock(ctx context.Context, store ds.Batching, raw []byte, n *blockNode
 	if err := b.Put(ctx, blockKey(n.hash), raw); err != nil {
 		return err
 	}
-	if err := b.Put(ctx, heightKey(n.height, n.hash), header); err != nil {
+	if err := b.Put(ctx, heightKey(n.height, n.hash), entry); err != nil {
 		return err
 	}
 	for _, t := range formerTips {
@@ -76,6 +78,29 @@ func writeBlock(ctx context.Context, store ds.Batching, raw []byte, n *blockNode
 		return err
 	}
 	return b.Commit(ctx)
+}
+
+// writeLegacyGhostdag adds GHOSTDAG data to the height entries of a store
+// written before it existed, in one batch, and syncs.
+func (d *DAG) writeLegacyGhostdag(ctx context.Context, nodes []*blockNode) error {
+	b, err := d.store.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		raw, err := d.store.Get(ctx, heightKey(n.height, n.hash))
+		if err != nil {
+			return err
+		}
+		if err := b.Put(ctx, heightKey(n.height, n.hash), appendGhostdag(raw, n)); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return err
+	}
+	d.log.Info("dag stored GHOSTDAG data computed for an older store", "blocks", len(nodes))
+	return d.store.Sync(ctx, ds.RawKey("/dag"))
 }
 
 // queryKeys runs a prefix query and calls fn for each entry in key order.

@@ -55,17 +55,39 @@ func CheckSanity(b *Block, p *Params, now time.Time) (Hash, error) {
 	return hash, nil
 }
 
-// checkContext checks the rules that need the parents: the difficulty the DAG
-// requires and a timestamp not before the selected parent's. Called with the
-// lock held.
-func (d *DAG) checkContext(h *Header, parents []*blockNode) error {
-	want := d.requiredBits(parents)
-	if h.Bits != want {
-		return ruleError(ErrWrongTarget, "bits %#08x, the DAG requires %#08x", h.Bits, want)
+// checkContext checks the rules that need the parents (checkParents), the
+// difficulty the DAG requires and a timestamp not before the selected
+// parent's. It returns the selected parent and the rest of the merge set.
+// Called with the lock held.
+func (d *DAG) checkContext(h *Header, parents []*blockNode) (sp *blockNode, rest []*blockNode, err error) {
+	if sp, rest, err = d.checkParents(parents); err != nil {
+		return nil, nil, err
 	}
-	sp := selectParent(parents)
+	if want := d.requiredBits(sp, rest); h.Bits != want {
+		return nil, nil, ruleError(ErrWrongTarget, "bits %#08x, the DAG requires %#08x", h.Bits, want)
+	}
 	if h.Timestamp < sp.timestamp {
-		return ruleError(ErrTimeTooOld, "timestamp %d ms before selected parent's %d ms", h.Timestamp, sp.timestamp)
+		return nil, nil, ruleError(ErrTimeTooOld, "timestamp %d ms before selected parent's %d ms", h.Timestamp, sp.timestamp)
 	}
-	return nil
+	return sp, rest, nil
+}
+
+// checkParents checks that no parent is in the past of another (a parent
+// that is would add nothing) and that the merge set stays within the
+// network's limit. It returns the selected parent and the rest of the merge
+// set. Called with the lock held.
+func (d *DAG) checkParents(parents []*blockNode) (sp *blockNode, rest []*blockNode, err error) {
+	for i, a := range parents {
+		for j, b := range parents {
+			if i != j && isAncestorOrSelf(a, b) {
+				return nil, nil, ruleError(ErrParentInPast, "parent %s is in the past of parent %s", a.hash, b.hash)
+			}
+		}
+	}
+	sp = selectParent(parents)
+	rest, err = mergeSet(sp, parents, d.params.MergeSetSizeLimit)
+	if err != nil {
+		return nil, nil, ruleError(ErrMergeSetTooBig, "the merge set exceeds %d blocks", d.params.MergeSetSizeLimit)
+	}
+	return sp, rest, nil
 }

@@ -2,15 +2,21 @@ package dag
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"math/big"
+	"slices"
 )
 
 // Verify checks the stored DAG against its invariants, reading every key:
 // each stored block decodes, hashes to its key and has a height entry; each
-// height entry has its block; every parent is stored; heights are 1 + the
-// greatest parent height; the stored tips are exactly the blocks without
-// children; and the in-memory index agrees. It is slow (a full scan) and meant
+// height entry has its block's header; every parent is stored; heights are
+// 1 + the greatest parent height; the stored tips are exactly the blocks
+// without children; and the in-memory index agrees. It then recomputes
+// GHOSTDAG from the headers alone, into a fresh index, and checks the stored
+// and the in-memory GHOSTDAG data, the virtual block and the reachability
+// index against it. It is slow (a full scan and a recomputation) and meant
 // for tests and operators' checks.
 func (d *DAG) Verify(ctx context.Context) error {
 	d.mu.RLock()
@@ -38,6 +44,7 @@ func (d *DAG) Verify(ctx context.Context) error {
 		return fmt.Errorf("dag verify: %w", err)
 	}
 	heights := make(map[Hash]int64)
+	ghostdag := make(map[Hash][]byte)
 	err = queryKeys(ctx, d.store, prefixHeight, false, func(key string, value []byte) error {
 		height, h, err := parseHeightKey(key)
 		if err != nil {
@@ -46,10 +53,11 @@ func (d *DAG) Verify(ctx context.Context) error {
 		if blocks[h] == nil {
 			return fmt.Errorf("height entry for %s without its block", h)
 		}
-		if !bytes.Equal(value, headers[h]) {
+		if !bytes.HasPrefix(value, headers[h]) {
 			return fmt.Errorf("height entry for %s holds another header", h)
 		}
 		heights[h] = height
+		ghostdag[h] = value[len(headers[h]):]
 		return nil
 	})
 	if err != nil {
@@ -101,6 +109,72 @@ func (d *DAG) Verify(ctx context.Context) error {
 	}
 	if want := len(blocks) - len(hasChildren); tips != want || tips != len(d.tips) {
 		return fmt.Errorf("dag verify: %d tips stored, %d childless blocks, %d indexed tips", tips, want, len(d.tips))
+	}
+	if err := d.verifyGhostdag(blocks, heights, ghostdag); err != nil {
+		return fmt.Errorf("dag verify: %w", err)
+	}
+	return nil
+}
+
+// verifyGhostdag recomputes GHOSTDAG from the stored headers into a fresh
+// index and compares. Called with the read lock held.
+func (d *DAG) verifyGhostdag(headers map[Hash]*Header, heights map[Hash]int64, stored map[Hash][]byte) error {
+	order := make([]Hash, 0, len(headers))
+	for h := range headers {
+		order = append(order, h)
+	}
+	slices.SortFunc(order, func(a, b Hash) int {
+		if c := cmp.Compare(heights[a], heights[b]); c != 0 {
+			return c
+		}
+		return compareHash(a, b)
+	})
+	fresh := &DAG{params: d.params, index: make(map[Hash]*blockNode), tips: make(map[Hash]*blockNode), totalWork: new(big.Int), reach: newReachability()}
+	for _, h := range order {
+		hdr := headers[h]
+		parents := make([]*blockNode, len(hdr.Parents))
+		for i, p := range hdr.Parents {
+			parents[i] = fresh.index[p]
+		}
+		n := newNode(h, hdr, parents)
+		fresh.computeGhostdag(n)
+		fresh.addNode(n)
+
+		live := d.index[h]
+		if err := sameGhostdag(live, n); err != nil {
+			return fmt.Errorf("block %s in memory: %w", h, err)
+		}
+		fromDisk := newNode(h, hdr, parents)
+		if err := decodeGhostdag(stored[h], fromDisk, fresh.index, d.params.MergeSetSizeLimit); err != nil {
+			return fmt.Errorf("block %s stored GHOSTDAG data: %w", h, err)
+		}
+		if err := sameGhostdag(fromDisk, n); err != nil {
+			return fmt.Errorf("block %s stored: %w", h, err)
+		}
+	}
+	fresh.updateVirtual()
+	if err := sameGhostdag(d.virtual, fresh.virtual); err != nil {
+		return fmt.Errorf("virtual block: %w", err)
+	}
+	if len(d.chain) != len(fresh.chain) || d.chain[len(d.chain)-1].hash != fresh.chain[len(fresh.chain)-1].hash {
+		return fmt.Errorf("selected chain of %d blocks, recomputed %d", len(d.chain), len(fresh.chain))
+	}
+	// Reachability: every parent is in the past, and the live index answers
+	// as the fresh one for each block against a spread of others.
+	for i, h := range order {
+		live, n := d.index[h], fresh.index[h]
+		for _, p := range live.parents {
+			if !isAncestorOrSelf(p, live) || isAncestorOrSelf(live, p) {
+				return fmt.Errorf("reachability: parent %s of %s", p.hash, h)
+			}
+		}
+		for j := 1; j <= 8 && j < len(order); j++ {
+			o := order[(i*7919+j*104729)%len(order)]
+			if isAncestorOrSelf(d.index[o], live) != isAncestorOrSelf(fresh.index[o], n) ||
+				isAncestorOrSelf(live, d.index[o]) != isAncestorOrSelf(n, fresh.index[o]) {
+				return fmt.Errorf("reachability: %s and %s disagree with the recomputation", h, o)
+			}
+		}
 	}
 	return nil
 }

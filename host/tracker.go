@@ -850,8 +850,8 @@ func copyStatus(s *dag.Status) *dag.Status {
 	}
 	c := *s
 	c.Tips = slices.Clone(s.Tips)
-	if s.TotalWork != nil {
-		c.TotalWork = new(big.Int).Set(s.TotalWork)
+	if s.BlueWork != nil {
+		c.BlueWork = new(big.Int).Set(s.BlueWork)
 	}
 	return &c
 }

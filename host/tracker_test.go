@@ -341,15 +341,15 @@ func TestSyncPeerAndProtect(t *testing.T) {
 	if !cm.IsProtected(b.h.ID(), SyncTag) {
 		t.Fatal("sync peer not protected")
 	}
-	st := dag.Status{Genesis: dag.Hash{9}, Tips: []dag.Hash{{1}, {2}}, MaxHeight: 7, Count: 12, TotalWork: big.NewInt(1000), Version: 3}
+	st := dag.Status{Genesis: dag.Hash{9}, Tips: []dag.Hash{{1}, {2}}, MaxHeight: 7, Count: 12, BlueWork: big.NewInt(1000), Version: 3}
 	a.tr.SetStatus(b.h.ID(), st)
 	st.Tips[0] = dag.Hash{0xff} // the tracker keeps its own copy
-	st.TotalWork.SetInt64(1)
+	st.BlueWork.SetInt64(1)
 	info, ok := a.tr.Peer(b.h.ID())
 	if !ok || !info.SyncPeer || info.Status == nil {
 		t.Fatalf("info %+v", info)
 	}
-	if info.Status.Tips[0] != (dag.Hash{1}) || info.Status.TotalWork.Int64() != 1000 || info.Status.MaxHeight != 7 {
+	if info.Status.Tips[0] != (dag.Hash{1}) || info.Status.BlueWork.Int64() != 1000 || info.Status.MaxHeight != 7 {
 		t.Errorf("status %+v aliases the caller's", info.Status)
 	}
 	info.Status.Tips[1] = dag.Hash{0xee} // nor does a snapshot alias the tracker's

@@ -262,7 +262,7 @@ func TestSoterdClientDecodes(t *testing.T) {
 	for _, p := range nb.Header.Parents {
 		wantParents = append(wantParents, soterDAGParent{Hash: p.String()})
 	}
-	sp, _ := e.srv.selectedParent(info.Parents)
+	sp := info.SelectedParent
 	if blk.Hash != nb.Hash().String() || blk.Height != info.Height || blk.Confirmations != st.MaxHeight-info.Height+1 ||
 		blk.Version != int32(dag.BlockVersion) || blk.VersionHex != "00000001" || blk.Time != nb.Header.Timestamp/1000 ||
 		blk.Bits == "" || blk.Difficulty != 1 || blk.Size != int32(nb.EncodedSize()) || blk.PreviousHash != sp.String() ||

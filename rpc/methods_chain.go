@@ -27,6 +27,12 @@ type Chain interface {
 	Params() *dag.Params
 	// Template gives, among others, the bits required of the next block.
 	Template() dag.Template
+	// TotalWork is the work of every block, red or blue.
+	TotalWork() *big.Int
+	// Virtual is the virtual block's view: GHOSTDAG score and order.
+	Virtual() dag.VirtualInfo
+	// Order pages through the DAG's total order.
+	Order(from int64, count int) ([]dag.OrderedBlock, int64)
 }
 
 var _ Chain = (*dag.DAG)(nil)
@@ -38,6 +44,10 @@ var _ Chain = (*dag.DAG)(nil)
 type Submitter interface {
 	SubmitBlock(ctx context.Context, b *dag.Block) error
 }
+
+// MaxOrderPage bounds the blocks getdagorder and getdagcoloring list at once
+// (about 100 bytes of JSON each).
+const MaxOrderPage = 10000
 
 // MaxRenderBlocks bounds the blocks renderdag draws (about 150 bytes of DOT
 // each, so at most about a megabyte of output).
@@ -73,21 +83,57 @@ func chainMethods() []*method {
 			summary: "Returns a block header.",
 			result: `verbose: {"hash", "confirmations": max height - height + 1, "height", "version", "versionHex", ` +
 				`"bodyhash", "time": seconds, "timems": milliseconds, "nonce64": the 64-bit nonce as a decimal string ` +
-				`(no "nonce": btcd-family clients read that as 32 bits), "bits": hex, "difficulty", "chainwork": hex, ` +
-				`"previousblockhash": the selected parent (absent for genesis), "parents": [{"hash"}, ...] (soterd's shape), ` +
-				`"nextblockhashes": children}; ` +
+				`(no "nonce": btcd-family clients read that as 32 bits), "bits": hex, "difficulty", ` +
+				`"chainwork": hex, the work of the block and its blue past, ` +
+				`"previousblockhash" and "selectedparent": the parent with the most blue work (absent for genesis), ` +
+				`"parents": [{"hash"}, ...] (soterd's shape), "nextblockhashes": children, ` +
+				`"bluescore", "bluework": hex (the blue blocks of its past), "mergesetblues", "mergesetreds": its merge set ` +
+				`coloured in its view, "isblue" and "isinchain": its colour and whether it is on the selected chain in the ` +
+				`DAG's view now, "order": its position in getdagorder (-1 if not merged)}; ` +
 				`otherwise the header's encoding in hex`,
 			run: (*Server).handleGetBlockHeader,
 		},
 		{
 			name: "getdagtips", category: "dag",
 			summary: "Returns the tips of the DAG (blocks without children) and its size.",
-			result:  `{"tips": [hash, ...], "minheight": lowest tip height, "maxheight", "blkcount", "totalwork": hex}`,
-			run:     (*Server).handleGetDAGTips,
+			result: `{"tips": [hash, ...], "minheight": lowest tip height, "maxheight", "blkcount", "totalwork": hex, ` +
+				`every block's work, "virtualselectedparent": the tip with the most blue work, "bluescore", "bluework": hex, ` +
+				`the DAG's score}`,
+			run: (*Server).handleGetDAGTips,
+		},
+		{
+			name: "getblockdaginfo", category: "dag",
+			summary: "Returns the DAG's GHOSTDAG state (kaspad's name): the virtual block over the tips.",
+			result: `{"network", "blocks", "tips": [hash, ...], "virtualparents": [hash, ...], "virtualselectedparent", ` +
+				`"bluescore", "bluework": hex, "k", "mergesetsizelimit", "daascore": blocks in the order, ` +
+				`"bits": hex, "difficulty": of the next block}`,
+			run: (*Server).handleGetBlockDAGInfo,
+		},
+		{
+			name: "getdagorder", category: "dag",
+			params: []param{
+				optInt("from", int64(0), 0, math.MaxInt64, "first position, from 0 (the genesis)"),
+				optInt("count", int64(1000), 1, MaxOrderPage, fmt.Sprintf("blocks to list, at most %d", MaxOrderPage)),
+			},
+			summary: "Returns a page of the DAG's total order: the selected chain from the genesis, each chain block " +
+				"preceded by the rest of its merge set in ascending blue work.",
+			result: `{"total": blocks in the order, "blocks": [{"hash", "order", "isblue", "isinchain"}, ...]}`,
+			run:    (*Server).handleGetDAGOrder,
+		},
+		{
+			name: "getdagcoloring", category: "dag",
+			params: []param{
+				optInt("from", int64(0), 0, math.MaxInt64, "first position in the order"),
+				optInt("count", int64(MaxOrderPage), 1, MaxOrderPage, fmt.Sprintf("blocks to list, at most %d", MaxOrderPage)),
+			},
+			summary: "Returns blocks with their GHOSTDAG colour in the DAG's order (soterd's method, paged: " +
+				"pass FROM to read past the first page).",
+			result: `[{"hash", "isblue"}, ...]`,
+			run:    (*Server).handleGetDAGColoring,
 		},
 		{
 			name: "getbestblock", category: "dag",
-			summary: "Returns the tip with the most chain work.",
+			summary: "Returns the tip with the most blue work (the virtual's selected parent).",
 			result:  `{"hash", "height"}`,
 			run:     (*Server).handleGetBestBlock,
 		},
@@ -95,9 +141,10 @@ func chainMethods() []*method {
 			name: "renderdag", category: "dag",
 			params: []param{optInt("heights", int64(0), 0, math.MaxInt64,
 				fmt.Sprintf("draw only the last N heights; 0 for the whole DAG (at most %d blocks either way)", MaxRenderBlocks))},
-			summary: "Returns the DAG, or its last heights, in Graphviz DOT (render with: dot -Tsvg).",
-			result:  `{"dot": "digraph dag {...}"}`,
-			run:     (*Server).handleRenderDAG,
+			summary: "Returns the DAG, or its last heights, in Graphviz DOT (render with: dot -Tsvg): blue and red " +
+				"blocks filled with their colour, the selected chain drawn bold.",
+			result: `{"dot": "digraph dag {...}"}`,
+			run:    (*Server).handleRenderDAG,
 		},
 		{
 			name: "submitblock", category: "dag",
@@ -144,12 +191,26 @@ type BlockHeaderResult struct {
 	Nonce      string  `json:"nonce64"`
 	Bits       string  `json:"bits"`
 	Difficulty float64 `json:"difficulty"`
-	ChainWork  string  `json:"chainwork"`
-	// PreviousHash is the selected parent (the parent with the most chain
+	// ChainWork is the work of the block and of the blue blocks of its past.
+	ChainWork string `json:"chainwork"`
+	// PreviousHash is the selected parent (the parent with the most blue
 	// work), so btcd-style walks follow the selected-parent chain.
 	PreviousHash string         `json:"previousblockhash,omitempty"`
 	Parents      []ParentResult `json:"parents"`
 	NextHashes   []string       `json:"nextblockhashes"`
+
+	// GHOSTDAG data, in the block's own view.
+	SelectedParent string   `json:"selectedparent,omitempty"`
+	BlueScore      uint64   `json:"bluescore"`
+	BlueWork       string   `json:"bluework"`
+	MergeSetBlues  []string `json:"mergesetblues"`
+	MergeSetReds   []string `json:"mergesetreds"`
+	// IsBlue and IsInChain are in the DAG's view now (the virtual block's);
+	// Order is the position in getdagorder, -1 if the virtual does not merge
+	// the block.
+	IsBlue    bool  `json:"isblue"`
+	IsInChain bool  `json:"isinchain"`
+	Order     int64 `json:"order"`
 }
 
 // ParentResult is one entry of a block's parents: soterd's DAGParent
@@ -194,38 +255,22 @@ func (s *Server) headerResult(b *dag.Block, info dag.BlockInfo) BlockHeaderResul
 		Nonce:         strconv.FormatUint(hd.Nonce, 10),
 		Bits:          fmt.Sprintf("%08x", hd.Bits),
 		Difficulty:    difficulty(hd.Bits, s.cfg.Chain.Params()),
-		ChainWork:     workHex(info.ChainWork),
+		ChainWork:     workHex(new(big.Int).Add(info.BlueWork, dag.Work(hd.Bits))),
 		Parents:       parentResults(info.Parents),
 		NextHashes:    hashStrings(info.Children),
+		BlueScore:     info.BlueScore,
+		BlueWork:      workHex(info.BlueWork),
+		MergeSetBlues: hashStrings(info.MergeSetBlues),
+		MergeSetReds:  hashStrings(info.MergeSetReds),
+		IsBlue:        info.IsBlue,
+		IsInChain:     info.IsInChain,
+		Order:         info.Order,
 	}
-	if sp, ok := s.selectedParent(info.Parents); ok {
-		r.PreviousHash = sp.String()
+	if len(info.Parents) > 0 {
+		r.PreviousHash = info.SelectedParent.String()
+		r.SelectedParent = r.PreviousHash
 	}
 	return r
-}
-
-// selectedParent is the parent with the most chain work, ties to the
-// smaller hash (the DAG's rule).
-func (s *Server) selectedParent(parents []dag.Hash) (dag.Hash, bool) {
-	var best dag.Hash
-	var bestWork *big.Int
-	for _, p := range parents {
-		pi, ok := s.cfg.Chain.BlockInfo(p)
-		if !ok || pi.ChainWork == nil {
-			continue
-		}
-		if c := cmpWork(pi.ChainWork, bestWork); c > 0 || (c == 0 && p.Less(best)) {
-			best, bestWork = p, pi.ChainWork
-		}
-	}
-	return best, bestWork != nil
-}
-
-func cmpWork(a, b *big.Int) int {
-	if b == nil {
-		return 1
-	}
-	return a.Cmp(b)
 }
 
 func (s *Server) handleGetBlock(ctx context.Context, a args) (any, error) {
@@ -266,16 +311,24 @@ type DAGTipsResult struct {
 	MaxHeight int64    `json:"maxheight"`
 	BlkCount  int      `json:"blkcount"`
 	TotalWork string   `json:"totalwork"`
+
+	VirtualSelectedParent string `json:"virtualselectedparent"`
+	BlueScore             uint64 `json:"bluescore"`
+	BlueWork              string `json:"bluework"`
 }
 
 func (s *Server) handleGetDAGTips(context.Context, args) (any, error) {
 	st := s.cfg.Chain.Status()
+	v := s.cfg.Chain.Virtual()
 	r := DAGTipsResult{
-		Tips:      hashStrings(st.Tips),
-		MinHeight: st.MaxHeight,
-		MaxHeight: st.MaxHeight,
-		BlkCount:  st.Count,
-		TotalWork: workHex(st.TotalWork),
+		Tips:                  hashStrings(st.Tips),
+		MinHeight:             st.MaxHeight,
+		MaxHeight:             st.MaxHeight,
+		BlkCount:              st.Count,
+		TotalWork:             workHex(s.cfg.Chain.TotalWork()),
+		VirtualSelectedParent: v.SelectedParent.String(),
+		BlueScore:             v.BlueScore,
+		BlueWork:              workHex(v.BlueWork),
 	}
 	for _, t := range st.Tips {
 		if info, ok := s.cfg.Chain.BlockInfo(t); ok && info.Height < r.MinHeight {
@@ -292,22 +345,86 @@ type BestBlockResult struct {
 }
 
 func (s *Server) handleGetBestBlock(context.Context, args) (any, error) {
+	sp := s.cfg.Chain.Virtual().SelectedParent
+	info, ok := s.cfg.Chain.BlockInfo(sp)
+	if !ok {
+		return nil, errorf(CodeInternal, "internal error: the virtual's selected parent %s is not in the DAG", sp)
+	}
+	return BestBlockResult{Hash: sp.String(), Height: info.Height}, nil
+}
+
+// BlockDAGInfoResult is getblockdaginfo's result.
+type BlockDAGInfoResult struct {
+	Network               string   `json:"network"`
+	Blocks                int      `json:"blocks"`
+	Tips                  []string `json:"tips"`
+	VirtualParents        []string `json:"virtualparents"`
+	VirtualSelectedParent string   `json:"virtualselectedparent"`
+	BlueScore             uint64   `json:"bluescore"`
+	BlueWork              string   `json:"bluework"`
+	K                     int      `json:"k"`
+	MergeSetSizeLimit     int      `json:"mergesetsizelimit"`
+	DAAScore              int64    `json:"daascore"`
+	Bits                  string   `json:"bits"`
+	Difficulty            float64  `json:"difficulty"`
+}
+
+func (s *Server) handleGetBlockDAGInfo(context.Context, args) (any, error) {
 	st := s.cfg.Chain.Status()
-	var best dag.BlockInfo
-	found := false
-	for _, t := range st.Tips {
-		info, ok := s.cfg.Chain.BlockInfo(t)
-		if !ok || info.ChainWork == nil {
-			continue
-		}
-		if c := cmpWork(info.ChainWork, best.ChainWork); !found || c > 0 || (c == 0 && t.Less(best.Hash)) {
-			best, found = info, true
-		}
+	v := s.cfg.Chain.Virtual()
+	p := s.cfg.Chain.Params()
+	return BlockDAGInfoResult{
+		Network:               p.Name,
+		Blocks:                st.Count,
+		Tips:                  hashStrings(st.Tips),
+		VirtualParents:        hashStrings(v.Parents),
+		VirtualSelectedParent: v.SelectedParent.String(),
+		BlueScore:             v.BlueScore,
+		BlueWork:              workHex(v.BlueWork),
+		K:                     p.K,
+		MergeSetSizeLimit:     p.MergeSetSizeLimit,
+		DAAScore:              v.PastSize,
+		Bits:                  fmt.Sprintf("%08x", v.Bits),
+		Difficulty:            difficulty(v.Bits, p),
+	}, nil
+}
+
+// OrderedBlockResult is one block of getdagorder.
+type OrderedBlockResult struct {
+	Hash      string `json:"hash"`
+	Order     int64  `json:"order"`
+	IsBlue    bool   `json:"isblue"`
+	IsInChain bool   `json:"isinchain"`
+}
+
+// DAGOrderResult is getdagorder's result.
+type DAGOrderResult struct {
+	Total  int64                `json:"total"`
+	Blocks []OrderedBlockResult `json:"blocks"`
+}
+
+func (s *Server) handleGetDAGOrder(_ context.Context, a args) (any, error) {
+	blocks, total := s.cfg.Chain.Order(a.int(0), int(a.int(1)))
+	r := DAGOrderResult{Total: total, Blocks: make([]OrderedBlockResult, len(blocks))}
+	for i, b := range blocks {
+		r.Blocks[i] = OrderedBlockResult{Hash: b.Hash.String(), Order: b.Order, IsBlue: b.IsBlue, IsInChain: b.IsInChain}
 	}
-	if !found {
-		return nil, errorf(CodeInternal, "internal error: the DAG has no tips")
+	return r, nil
+}
+
+// ColoringResult is one entry of getdagcoloring (soterd's DagColoringResult).
+type ColoringResult struct {
+	Hash   string `json:"hash"`
+	IsBlue bool   `json:"isblue"`
+}
+
+func (s *Server) handleGetDAGColoring(_ context.Context, a args) (any, error) {
+	blocks, _ := s.cfg.Chain.Order(a.int(0), int(a.int(1)))
+	out := make([]ColoringResult, len(blocks))
+	for i, b := range blocks {
+		out[i] = ColoringResult{Hash: b.Hash.String(), IsBlue: b.IsBlue}
 	}
-	return BestBlockResult{Hash: best.Hash.String(), Height: best.Height}, nil
+	return out, nil
 }
 
 // RenderDAGResult is renderdag's result (soterd's RenderDagResult).
@@ -335,12 +452,20 @@ func (s *Server) handleRenderDAG(_ context.Context, a args) (any, error) {
 		levels = append(levels, hs)
 	}
 	var b strings.Builder
-	b.WriteString("digraph dag {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n")
+	b.WriteString("digraph dag {\n  rankdir=BT;\n  node [shape=box, style=filled, fontname=\"monospace\"];\n")
 	drawn := make(map[dag.Hash]bool, n)
 	for i, hs := range levels {
 		for _, h := range hs {
 			drawn[h] = true
-			fmt.Fprintf(&b, "  \"%s\" [label=\"%s\\nh=%d\"];\n", h, h.String()[:12], from+int64(i))
+			info, _ := s.cfg.Chain.BlockInfo(h)
+			colour := `fillcolor="#f4b6b6"` // red, or not merged
+			if info.IsBlue {
+				colour = `fillcolor="#a8c8f0"`
+			}
+			if info.IsInChain {
+				colour += ", penwidth=3"
+			}
+			fmt.Fprintf(&b, "  \"%s\" [label=\"%s\\nh=%d s=%d\", %s];\n", h, h.String()[:12], from+int64(i), info.BlueScore, colour)
 		}
 	}
 	outside := map[dag.Hash]bool{}
@@ -355,7 +480,11 @@ func (s *Server) handleRenderDAG(_ context.Context, a args) (any, error) {
 					outside[p] = true
 					fmt.Fprintf(&b, "  \"%s\" [label=\"%s\", style=dashed];\n", p, p.String()[:12])
 				}
-				fmt.Fprintf(&b, "  \"%s\" -> \"%s\";\n", h, p)
+				edge := ""
+				if p == info.SelectedParent {
+					edge = " [penwidth=3]"
+				}
+				fmt.Fprintf(&b, "  \"%s\" -> \"%s\"%s;\n", h, p, edge)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"reflect"
 	"slices"
 	"strconv"
@@ -64,7 +65,7 @@ func everyMethodCall(e *testEnv) map[string][]any {
 		"getpeerinfo": nil, "getconnectioncount": nil, "getnettotals": nil, "getnetworkinfo": nil,
 		"addnode": {"/ip4/10.0.0.3/tcp/9700/p2p/12D3KooWC", "onetry"}, "disconnectnode": {"12D3KooWPeerB"},
 		"ban": {"12D3KooWPeerB"}, "unban": {"12D3KooWPeerB"}, "listbanned": nil, "ping": nil,
-		"getsyncinfo": nil,
+		"getsyncinfo": nil, "getblockdaginfo": nil, "getdagorder": {0, 5}, "getdagcoloring": nil,
 	}
 }
 
@@ -207,15 +208,17 @@ func TestChainMethods(t *testing.T) {
 		!slices.Equal(br.NextHashes, hashStrings(info.Children)) || br.Size != blk.EncodedSize() ||
 		br.Nonce != strconv.FormatUint(blk.Header.Nonce, 10) || br.Version != 1 || br.TimeMillis != blk.Header.Timestamp || br.Time != blk.Header.Timestamp/1000 ||
 		br.Bits != fmt.Sprintf("%08x", blk.Header.Bits) || br.Difficulty != 1 || br.BodyHash != blk.Header.BodyHash.String() ||
-		br.Confirmations != st.MaxHeight-info.Height+1 || br.ChainWork != info.ChainWork.Text(16) ||
+		br.Confirmations != st.MaxHeight-info.Height+1 || br.ChainWork != new(big.Int).Add(info.BlueWork, dag.Work(blk.Header.Bits)).Text(16) ||
+		br.BlueWork != info.BlueWork.Text(16) || br.BlueScore != info.BlueScore || br.SelectedParent != info.SelectedParent.String() ||
+		!slices.Equal(br.MergeSetBlues, hashStrings(info.MergeSetBlues)) || br.MergeSetBlues[0] != br.SelectedParent ||
 		br.MinerAddr != fmt.Sprintf("addr-%x", dag.RegTestParams.AddrPrefix) || br.Payload != hex.EncodeToString(blk.Body.Payload) {
 		t.Errorf("getblock verbose: %+v\nblock %+v\ninfo %+v", br, blk, info)
 	}
-	// previousblockhash is the selected parent: the parent with the most chain work.
+	// previousblockhash is the selected parent: the parent with the most blue work.
 	var best dag.BlockInfo
 	for _, p := range info.Parents {
 		pi, _ := d.BlockInfo(p)
-		if best.ChainWork == nil || pi.ChainWork.Cmp(best.ChainWork) > 0 || (pi.ChainWork.Cmp(best.ChainWork) == 0 && p.Less(best.Hash)) {
+		if best.BlueWork == nil || pi.BlueWork.Cmp(best.BlueWork) > 0 || (pi.BlueWork.Cmp(best.BlueWork) == 0 && p.Less(best.Hash)) {
 			best = pi
 		}
 	}
@@ -246,7 +249,8 @@ func TestChainMethods(t *testing.T) {
 	var tips DAGTipsResult
 	e.ok(t, &tips, "getdagtips")
 	if !slices.Equal(tips.Tips, hashStrings(st.Tips)) || tips.MaxHeight != st.MaxHeight || tips.BlkCount != st.Count ||
-		tips.MinHeight > tips.MaxHeight || tips.TotalWork != st.TotalWork.Text(16) {
+		tips.MinHeight > tips.MaxHeight || tips.TotalWork != d.TotalWork().Text(16) || tips.BlueWork != st.BlueWork.Text(16) ||
+		tips.VirtualSelectedParent != d.Virtual().SelectedParent.String() {
 		t.Errorf("getdagtips: %+v, status %+v", tips, st)
 	}
 
@@ -255,7 +259,7 @@ func TestChainMethods(t *testing.T) {
 	var bestTip dag.BlockInfo
 	for _, tip := range st.Tips {
 		ti, _ := d.BlockInfo(tip)
-		if bestTip.ChainWork == nil || ti.ChainWork.Cmp(bestTip.ChainWork) > 0 || (ti.ChainWork.Cmp(bestTip.ChainWork) == 0 && tip.Less(bestTip.Hash)) {
+		if bestTip.BlueWork == nil || ti.BlueWork.Cmp(bestTip.BlueWork) > 0 || (ti.BlueWork.Cmp(bestTip.BlueWork) == 0 && tip.Less(bestTip.Hash)) {
 			bestTip = ti
 		}
 	}
@@ -274,6 +278,57 @@ func jsonEqual(t *testing.T, a, b any) bool {
 	return string(ja) == string(jb)
 }
 
+// TestGHOSTDAGMethods checks getblockdaginfo, getdagorder and
+// getdagcoloring against the DAG's own view.
+func TestGHOSTDAGMethods(t *testing.T) {
+	e := startServer(t, nil)
+	d := e.chain.dag
+	v := d.Virtual()
+	var info BlockDAGInfoResult
+	e.ok(t, &info, "getblockdaginfo")
+	if info.Network != "regtest" || info.Blocks != d.Count() || info.K != 18 || info.MergeSetSizeLimit != 180 ||
+		info.VirtualSelectedParent != v.SelectedParent.String() || info.BlueScore != v.BlueScore ||
+		info.BlueWork != v.BlueWork.Text(16) || info.DAAScore != v.PastSize || !slices.Equal(info.VirtualParents, hashStrings(v.Parents)) ||
+		info.Bits != fmt.Sprintf("%08x", v.Bits) || len(info.Tips) == 0 {
+		t.Errorf("getblockdaginfo %+v, virtual %+v", info, v)
+	}
+	all, total := d.Order(0, MaxOrderPage)
+	if total < 10 || int64(len(all)) != total {
+		t.Fatalf("order of %d of %d blocks", len(all), total)
+	}
+	var page DAGOrderResult
+	e.ok(t, &page, "getdagorder", 3, 4)
+	if page.Total != total || len(page.Blocks) != 4 {
+		t.Fatalf("getdagorder 3 4: %+v", page)
+	}
+	for i, b := range page.Blocks {
+		w := all[3+i]
+		if b.Hash != w.Hash.String() || b.Order != w.Order || b.IsBlue != w.IsBlue || b.IsInChain != w.IsInChain {
+			t.Errorf("getdagorder entry %d: %+v, want %+v", i, b, w)
+		}
+	}
+	e.ok(t, &page, "getdagorder", total)
+	if len(page.Blocks) != 0 || page.Total != total {
+		t.Errorf("getdagorder past the end: %+v", page)
+	}
+	// getdagcoloring decodes as soterd's []GetDAGColoringResult.
+	r := e.call(t, "getdagcoloring")
+	var coloring []struct {
+		Hash   string `json:"hash"`
+		IsBlue bool   `json:"isblue"`
+	}
+	if err := decodeStrict(r.Result, &coloring); err != nil || int64(len(coloring)) != total {
+		t.Fatalf("getdagcoloring: %v, %d entries of %d", err, len(coloring), total)
+	}
+	for i, c := range coloring {
+		if c.Hash != all[i].Hash.String() || c.IsBlue != all[i].IsBlue {
+			t.Fatalf("getdagcoloring entry %d: %+v, want %+v", i, c, all[i])
+		}
+	}
+	e.fail(t, CodeInvalidParameter, "getdagorder", 0, MaxOrderPage+1)
+	e.fail(t, CodeInvalidParameter, "getdagorder", -1)
+}
+
 func TestRenderDAG(t *testing.T) {
 	e := startServer(t, nil)
 	d := e.chain.dag
@@ -289,14 +344,14 @@ func TestRenderDAG(t *testing.T) {
 	tip := st.Tips[0]
 	ti, _ := d.BlockInfo(tip)
 	for _, p := range ti.Parents {
-		if edge := fmt.Sprintf("%q -> %q;", tip.String(), p.String()); !strings.Contains(r.Dot, edge) {
+		if edge := fmt.Sprintf("%q -> %q", tip.String(), p.String()); !strings.Contains(r.Dot, edge) {
 			t.Errorf("edge %s missing", edge)
 		}
 	}
 
 	e.ok(t, &r, "renderdag", 2)
 	want := len(d.HashesAtHeight(st.MaxHeight)) + len(d.HashesAtHeight(st.MaxHeight-1))
-	if n := strings.Count(r.Dot, "h="); n != want {
+	if n := strings.Count(r.Dot, `\nh=`); n != want {
 		t.Errorf("last 2 heights: %d blocks drawn, want %d:\n%s", n, want, r.Dot)
 	}
 	if !strings.Contains(r.Dot, "style=dashed") {
@@ -304,6 +359,21 @@ func TestRenderDAG(t *testing.T) {
 	}
 	if strings.Contains(r.Dot, dag.RegTestParams.GenesisHash.String()) {
 		t.Error("last 2 heights include the genesis")
+	}
+	// Colours: blue and red fills, the selected chain bold.
+	e.ok(t, &r, "renderdag")
+	all, _ := d.Order(0, MaxOrderPage)
+	blue := 0
+	for _, b := range all {
+		if b.IsBlue {
+			blue++
+		}
+	}
+	if n := strings.Count(r.Dot, `fillcolor="#a8c8f0"`); n != blue {
+		t.Errorf("%d blocks drawn blue, the DAG has %d", n, blue)
+	}
+	if n := strings.Count(r.Dot, "penwidth=3];\n"); n < int(st.MaxHeight)/2 {
+		t.Errorf("%d selected-chain blocks drawn bold:\n%s", n, r.Dot)
 	}
 
 	// The size bound.

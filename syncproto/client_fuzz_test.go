@@ -107,7 +107,7 @@ func newClientFuzzFixture(f testing.TB) *clientFuzzFixture {
 	fx := &clientFuzzFixture{
 		m: m, h: h, params: dag.RegTestParams, want: blocks[keep:], invSeen: inv,
 		peerSt: &Status{Genesis: ts.Genesis, MaxHeight: uint64(ts.MaxHeight), Count: uint64(ts.Count),
-			TotalWork: ts.TotalWork, Tips: ts.Tips, TipHeights: heights},
+			BlueWork: ts.BlueWork, Tips: ts.Tips, TipHeights: heights},
 	}
 	if err := plausible(fx.peerSt, fx.params); err != nil {
 		f.Fatalf("the seed status is implausible: %v", err)
@@ -173,7 +173,7 @@ func (fx *clientFuzzFixture) status(t *testing.T, reply []byte) {
 		t.Fatalf("status with %d tips and %d heights", len(st.Tips), len(st.TipHeights))
 	}
 	back, err := decodeStatus(st.encode())
-	if err != nil || back.TotalWork.Cmp(st.TotalWork) != 0 || back.Count != st.Count {
+	if err != nil || back.BlueWork.Cmp(st.BlueWork) != 0 || back.Count != st.Count {
 		t.Fatalf("accepted status does not round-trip: %v", err)
 	}
 }

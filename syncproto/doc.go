@@ -37,7 +37,7 @@
 // peer that is no dagnode node at all (libp2p's AutoNAT dial-back hosts,
 // plain DHT or relay clients) is left alone: ErrNotDagnode, no penalty. An
 // implausible status (a block count below its height, more tips than blocks,
-// more blocks than its work allows) is refused. A peer is a candidate when it
+// less blue work than the genesis carries) is refused. A peer is a candidate when it
 // names tips we lack for more than BehindGrace (time for blocks in flight
 // to arrive by gossip), at once if it is syncLeadHeights heights or
 // syncLeadBlocks blocks ahead or its status came with a new connection's
@@ -45,8 +45,8 @@
 //
 // Election runs as soon as the statuses are in (it waits up to ElectionWait
 // only while handshakes are still in flight): candidates that claim the
-// same tips and work form a group; the group with the most peers wins (ties:
-// more work, then more blocks), and within it the peer with the fewest
+// same tips and blue work form a group; the group with the most peers wins
+// (ties: more blue work, the DAG's GHOSTDAG score, then more blocks), and within it the peer with the fewest
 // failed sessions, then the fewest orphans still waiting for parents. A peer
 // whose session failed is not elected again for a backoff that starts at
 // backoffBase and doubles with each failure in a row up to backoffMax.
@@ -95,9 +95,10 @@
 // # Wire format
 //
 // The protocol id embeds the network and the version:
-// /dagnode/<network>/sync/2 (version 2 replaced sync/1's height-ranged
-// getblocks, whose guesses left holes in wide DAGs, and retired its
-// getheight and hashes messages). Each stream carries one request from the
+// /dagnode/<network>/sync/3. Version 3 carries the virtual block's blue
+// work (the GHOSTDAG score) where version 2 carried the sum of all blocks'
+// work; version 2 replaced sync/1's height-ranged getblocks, whose guesses
+// left holes in wide DAGs, and retired its getheight and hashes messages. Each stream carries one request from the
 // client, whose write side is then closed, and the server's reply. A frame
 // is
 //
@@ -106,7 +107,7 @@
 // and its length is checked against the type's limit before the payload is
 // read. Integers are little-endian, hashes 32 bytes, lists a u16 count.
 //
-//	status    (1) genesis | max height u64 | block count u64 | work len u8 | work (big-endian, minimal, <= 40 bytes) |
+//	status    (1) genesis | max height u64 | block count u64 | work len u8 | blue work (big-endian, minimal, <= 40 bytes) |
 //	              u16 count | count × (tip hash | tip height u64), <= MaxStatusTips
 //	getblocks (2) locator: hash list, <= MaxLocatorHashes, our tips first
 //	inv       (3) flags u8 (1 last frame, 2 more after this reply) | u16 count | count × hash, <= MaxInvEntries

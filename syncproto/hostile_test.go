@@ -166,7 +166,7 @@ func (l hangingDAG) Status() dag.Status {
 	var tip dag.Hash
 	tip[0] = 0x42
 	st.Tips, st.MaxHeight, st.Count = []dag.Hash{tip}, 1_000_000, 2_000_000
-	st.TotalWork = new(big.Int).Mul(dag.Work(dag.RegTestParams.PowLimitBits), big.NewInt(1<<40))
+	st.BlueWork = new(big.Int).Mul(dag.Work(dag.RegTestParams.PowLimitBits), big.NewInt(1<<40))
 	return st
 }
 

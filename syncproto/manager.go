@@ -59,7 +59,7 @@ type Config struct {
 
 // ProtocolID returns the sync protocol id of a network.
 func ProtocolID(network string) protocol.ID {
-	return protocol.ID("/dagnode/" + network + "/sync/2")
+	return protocol.ID("/dagnode/" + network + "/sync/3")
 }
 
 // Timeouts.

@@ -170,7 +170,7 @@ func TestStatusExchange(t *testing.T) {
 		return okA && okB
 	})
 	st, _ := a.peers.status(b.h.ID())
-	if st.Count != b.d.Count() || st.MaxHeight != b.d.MaxHeight() || st.TotalWork.Cmp(b.d.TotalWork()) != 0 {
+	if st.Count != b.d.Count() || st.MaxHeight != b.d.MaxHeight() || st.BlueWork.Cmp(b.d.Status().BlueWork) != 0 {
 		t.Fatalf("a sees b's status %+v, b has %+v", st, b.d.Status())
 	}
 	if a.peers.penalized(b.h.ID(), nil) || b.peers.penalized(a.h.ID(), nil) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"strings"
 	"time"
 
@@ -29,12 +28,12 @@ func (m *Manager) ourStatus() *Status {
 			heights[i] = uint64(info.Height)
 		}
 	}
-	return &Status{Genesis: st.Genesis, MaxHeight: uint64(st.MaxHeight), Count: uint64(st.Count), TotalWork: st.TotalWork, Tips: tips, TipHeights: heights}
+	return &Status{Genesis: st.Genesis, MaxHeight: uint64(st.MaxHeight), Count: uint64(st.Count), BlueWork: st.BlueWork, Tips: tips, TipHeights: heights}
 }
 
 // dagStatus converts a peer's wire status for the peer tracker.
 func (s *Status) dagStatus() dag.Status {
-	return dag.Status{Genesis: s.Genesis, Tips: s.Tips, MaxHeight: int64(s.MaxHeight), Count: int(s.Count), TotalWork: s.TotalWork}
+	return dag.Status{Genesis: s.Genesis, Tips: s.Tips, MaxHeight: int64(s.MaxHeight), Count: int(s.Count), BlueWork: s.BlueWork}
 }
 
 // handleStream serves one request. Every protocol handler has this shape:
@@ -205,9 +204,8 @@ func (m *Manager) checkStatus(p peer.ID, st *Status) error {
 }
 
 // plausible refuses a status that no DAG can have: more heights than
-// blocks, no tips, a tip above the greatest height, or more blocks than its
-// total work pays for (every block carries at least the work of the pow
-// limit).
+// blocks, no tips, a tip above the greatest height, or less blue work than
+// the genesis carries (it is blue in every view).
 func plausible(st *Status, params *dag.Params) error {
 	if st.Count == 0 || st.MaxHeight >= st.Count || len(st.Tips) == 0 || uint64(len(st.Tips)) > st.Count {
 		return violation("status of %d blocks, height %d and %d tips", st.Count, st.MaxHeight, len(st.Tips))
@@ -217,9 +215,8 @@ func plausible(st *Status, params *dag.Params) error {
 			return violation("status tip at height %d above its height %d", h, st.MaxHeight)
 		}
 	}
-	least := new(big.Int).Mul(dag.Work(params.PowLimitBits), new(big.Int).SetUint64(st.Count))
-	if st.TotalWork.Cmp(least) < 0 {
-		return violation("status of %d blocks with less work than they must carry", st.Count)
+	if st.BlueWork.Cmp(dag.Work(params.PowLimitBits)) < 0 {
+		return violation("status with less blue work than the genesis carries")
 	}
 	return nil
 }

@@ -424,7 +424,7 @@ func (m *Manager) sampleStatuses(skip peer.ID) {
 }
 
 // elect picks the target most peers agree on among the peers that have
-// blocks we lack (ties: more total work, then more blocks), then the sync
+// blocks we lack (ties: more blue work, then more blocks), then the sync
 // peer among the directly connected peers that have it (a peer reached only
 // through a relay is never chosen: Connectedness is then Limited). Peers in
 // election backoff are left out. recheck, when not zero, is when a peer
@@ -458,7 +458,7 @@ func (m *Manager) elect(skip peer.ID) (_ peer.ID, _ *Status, recheck time.Time) 
 			later(due)
 			continue
 		}
-		key := fmt.Sprint(ps.status.Tips, ps.status.TotalWork)
+		key := fmt.Sprint(ps.status.Tips, ps.status.BlueWork)
 		g := groups[key]
 		if g == nil {
 			g = &group{status: ps.status}
@@ -526,7 +526,7 @@ func better(a *Status, na int, b *Status, nb int) bool {
 	if na != nb {
 		return na > nb
 	}
-	if c := a.TotalWork.Cmp(b.TotalWork); c != 0 {
+	if c := a.BlueWork.Cmp(b.BlueWork); c != 0 {
 		return c > 0
 	}
 	return a.Count > b.Count

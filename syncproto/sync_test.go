@@ -255,7 +255,7 @@ func badServer(t *testing.T, claim *dag.Block, misbehave func(s network.Stream, 
 	t.Cleanup(func() { h.Close() })
 	p := dag.RegTestParams
 	work := new(big.Int).Mul(dag.Work(p.PowLimitBits), big.NewInt(1000))
-	st := &Status{Genesis: p.GenesisHash, MaxHeight: 500, Count: 1000, TotalWork: work, Tips: []dag.Hash{claim.Hash()}, TipHeights: []uint64{500}}
+	st := &Status{Genesis: p.GenesisHash, MaxHeight: 500, Count: 1000, BlueWork: work, Tips: []dag.Hash{claim.Hash()}, TipHeights: []uint64{500}}
 	h.SetStreamHandler(ProtocolID(p.Name), func(s network.Stream) {
 		r := bufio.NewReader(s)
 		typ, payload, err := readFrame(r, MsgStatus, MsgGetBlocks, MsgGetData)

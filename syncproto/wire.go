@@ -14,7 +14,7 @@ import (
 // Message types. A frame is: uvarint length of the rest, one type byte, the
 // payload. Both peers must agree on these values: a test pins them.
 const (
-	MsgStatus    byte = 1 // status: genesis, tips, max height, block count, total work
+	MsgStatus    byte = 1 // status: genesis, tips, max height, block count, blue work
 	MsgGetBlocks byte = 2 // getblocks: the client's locator
 	MsgInv       byte = 3 // inv: flags, then block hashes, parents first
 	MsgGetData   byte = 4 // getdata: hashes
@@ -217,7 +217,7 @@ type Status struct {
 	Genesis   dag.Hash
 	MaxHeight uint64
 	Count     uint64
-	TotalWork *big.Int
+	BlueWork  *big.Int
 	Tips      []dag.Hash // at most MaxStatusTips, sorted
 	// TipHeights[i] is the height of Tips[i]: it tells a peer that lacks a
 	// tip how far down to start asking.
@@ -225,7 +225,7 @@ type Status struct {
 }
 
 func (s *Status) encode() []byte {
-	work := s.TotalWork.Bytes()
+	work := s.BlueWork.Bytes()
 	b := make([]byte, 0, dag.HashSize+8+8+1+len(work)+2+len(s.Tips)*tipEntrySize)
 	b = append(b, s.Genesis[:]...)
 	b = binary.LittleEndian.AppendUint64(b, s.MaxHeight)
@@ -254,7 +254,7 @@ func decodeStatus(p []byte) (*Status, error) {
 	if wl > maxWorkBytes || len(p) < wl+2 {
 		return nil, violation("status work field malformed")
 	}
-	s.TotalWork = new(big.Int).SetBytes(p[:wl])
+	s.BlueWork = new(big.Int).SetBytes(p[:wl])
 	if wl > 0 && p[0] == 0 {
 		return nil, violation("status work not minimally encoded")
 	}

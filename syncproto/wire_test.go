@@ -26,7 +26,7 @@ func TestSharedConstants(t *testing.T) {
 			t.Errorf("%s = %d, pinned at %d", name, c[0], c[1])
 		}
 	}
-	if got := ProtocolID("simnet"); got != "/dagnode/simnet/sync/2" {
+	if got := ProtocolID("simnet"); got != "/dagnode/simnet/sync/3" {
 		t.Errorf("protocol id %s", got)
 	}
 }
@@ -37,7 +37,7 @@ func TestStatusVector(t *testing.T) {
 		g[i] = 0xaa
 		tip[i] = byte(i)
 	}
-	st := &Status{Genesis: g, MaxHeight: 258, Count: 1000, TotalWork: big.NewInt(0x0102), Tips: []dag.Hash{tip}, TipHeights: []uint64{257}}
+	st := &Status{Genesis: g, MaxHeight: 258, Count: 1000, BlueWork: big.NewInt(0x0102), Tips: []dag.Hash{tip}, TipHeights: []uint64{257}}
 	var buf bytes.Buffer
 	if err := writeFrame(&buf, MsgStatus, st.encode()); err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestStatusVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Genesis != g || back.MaxHeight != 258 || back.Count != 1000 || back.TotalWork.Cmp(st.TotalWork) != 0 || len(back.Tips) != 1 || back.Tips[0] != tip || back.TipHeights[0] != 257 {
+	if back.Genesis != g || back.MaxHeight != 258 || back.Count != 1000 || back.BlueWork.Cmp(st.BlueWork) != 0 || len(back.Tips) != 1 || back.Tips[0] != tip || back.TipHeights[0] != 257 {
 		t.Fatalf("round trip: %+v", back)
 	}
 }
@@ -139,7 +139,7 @@ func TestInvVector(t *testing.T) {
 
 func FuzzReadFrame(f *testing.F) {
 	var b bytes.Buffer
-	st := &Status{TotalWork: big.NewInt(5), Tips: make([]dag.Hash, 2), TipHeights: []uint64{1, 2}}
+	st := &Status{BlueWork: big.NewInt(5), Tips: make([]dag.Hash, 2), TipHeights: []uint64{1, 2}}
 	writeFrame(&b, MsgStatus, st.encode())
 	f.Add(b.Bytes())
 	f.Add([]byte{0x04, MsgInv, InvLast, 0, 0})

@@ -234,7 +234,7 @@ func startResetter(t *testing.T, to ...*proc) peer.ID {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	for _, id := range []protocol.ID{"/dagnode/regtest/kad/1.0.0", "/dagnode/regtest/sync/2"} {
+	for _, id := range []protocol.ID{"/dagnode/regtest/kad/1.0.0", "/dagnode/regtest/sync/3"} {
 		h.SetStreamHandler(id, func(s network.Stream) { _ = s.Reset() })
 	}
 	connectProcs(t, h, "resetter", to...)

@@ -175,7 +175,7 @@ func (l lyingDAG) Status() dag.Status {
 	st := l.DAG.Status()
 	st.Tips = []dag.Hash{{0x42}}
 	st.MaxHeight, st.Count = 1_000_000, 2_000_000
-	st.TotalWork = new(big.Int).Mul(dag.Work(dag.RegTestParams.PowLimitBits), big.NewInt(1<<40))
+	st.BlueWork = new(big.Int).Mul(dag.Work(dag.RegTestParams.PowLimitBits), big.NewInt(1<<40))
 	return st
 }
 

@@ -129,16 +129,36 @@ func (g *Generator) Wide(n, miners int) ([]*dag.Block, error) {
 				pick[recent[g.rng.IntN(len(recent))].Hash()] = true
 			}
 			parents := make([]dag.Hash, 0, len(pick))
-			var ts int64
 			for h := range pick {
 				parents = append(parents, h)
-				info, _ := g.DAG.BlockInfo(h)
-				ts = max(ts, info.Timestamp)
 			}
+			// A parent in the past of another is invalid: drop it.
+			var kept []dag.Hash
+			for _, a := range parents {
+				inPast := false
+				for _, b := range parents {
+					if in, _ := g.DAG.IsAncestorOf(a, b); in {
+						inPast = true
+					}
+				}
+				if !inPast {
+					kept = append(kept, a)
+				}
+			}
+			parents = kept
 			slices.SortFunc(parents, func(a, b dag.Hash) int { return bytes.Compare(a[:], b[:]) })
 			bits, err := g.DAG.RequiredBits(parents)
+			if dag.IsRuleError(err, dag.ErrMergeSetTooBig) {
+				t := g.DAG.Template() // the tips left out for long are too far behind
+				parents, bits, err = t.Parents, t.Bits, nil
+			}
 			if err != nil {
 				return nil, err
+			}
+			var ts int64
+			for _, h := range parents {
+				info, _ := g.DAG.BlockInfo(h)
+				ts = max(ts, info.Timestamp)
 			}
 			g.seq++
 			round[i] = MakeBlock(g.DAG.Params(), parents, bits, ts+int64(g.rng.IntN(1000)), fmt.Appendf(nil, "dagtest wide %d", g.seq))

@@ -1,0 +1,126 @@
+package dag_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	dssync "github.com/ipfs/go-datastore/sync"
+
+	"github.com/dagnode/dagnode/dag"
+	"github.com/dagnode/dagnode/dag/dagtest"
+)
+
+// heightEntries returns the store's height entries: key → value.
+func heightEntries(t *testing.T, store ds.Datastore) map[string][]byte {
+	t.Helper()
+	res, err := store.Query(context.Background(), query.Query{Prefix: "/dag/hgt/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := res.Rest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string][]byte, len(all))
+	for _, e := range all {
+		out[e.Key] = e.Value
+	}
+	return out
+}
+
+// wideStore returns a store holding a wide generated DAG, and the DAG.
+func wideStore(t *testing.T, n int) (ds.Batching, *dag.DAG, map[dag.Hash]int) {
+	t.Helper()
+	g, err := dagtest.NewGenerator(dag.RegTestParams, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := g.Wide(n, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := dssync.MutexWrap(ds.NewMapDatastore())
+	d, err := dag.Open(context.Background(), store, dag.RegTestParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range d.ProcessBlocks(context.Background(), blocks) {
+		if err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+	}
+	sizes := map[dag.Hash]int{dag.RegTestParams.GenesisHash: dag.RegTestParams.GenesisBlock.Header.EncodedSize()}
+	for _, b := range blocks {
+		sizes[b.Hash()] = b.Header.EncodedSize()
+	}
+	return store, d, sizes
+}
+
+// TestOpenUpgradesStoreWithoutGHOSTDAG opens a store whose height entries
+// hold only headers, as before GHOSTDAG: Open computes the data once and
+// writes it back, and the DAG is the same as the one that wrote the store.
+func TestOpenUpgradesStoreWithoutGHOSTDAG(t *testing.T) {
+	ctx := context.Background()
+	store, d, sizes := wideStore(t, 600)
+	want := d.Virtual()
+	full := heightEntries(t, store)
+	for k, v := range full {
+		h, err := dag.ParseHash(k[strings.LastIndexByte(k, '/')+1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Put(ctx, ds.RawKey(k), v[:sizes[h]]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up, err := dag.Open(ctx, store, dag.RegTestParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := up.Virtual(); got.BlueWork.Cmp(want.BlueWork) != 0 || got.SelectedParent != want.SelectedParent || got.PastSize != want.PastSize {
+		t.Fatalf("upgraded virtual %+v, want %+v", got, want)
+	}
+	if err := up.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range heightEntries(t, store) {
+		if string(v) != string(full[k]) {
+			t.Fatalf("entry %s after the upgrade differs from the one written with the block", k)
+		}
+	}
+}
+
+// TestVerifyCatchesDamagedGHOSTDAGData changes a stored anticone size (the
+// entry still decodes, so Open takes it) and expects Verify to notice.
+func TestVerifyCatchesDamagedGHOSTDAGData(t *testing.T) {
+	ctx := context.Background()
+	store, d, _ := wideStore(t, 300)
+	if err := d.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	damaged := false
+	for k, v := range heightEntries(t, store) {
+		h, _ := dag.ParseHash(k[strings.LastIndexByte(k, '/')+1:])
+		if h != dag.RegTestParams.GenesisHash { // the last byte is an anticone record's size
+			v[len(v)-1] ^= 1
+			if err := store.Put(ctx, ds.RawKey(k), v); err != nil {
+				t.Fatal(err)
+			}
+			damaged = true
+			break
+		}
+	}
+	if !damaged {
+		t.Fatal("no entry with an anticone record")
+	}
+	reopened, err := dag.Open(ctx, store, dag.RegTestParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reopened.Verify(ctx); err == nil || !strings.Contains(err.Error(), "anticone") {
+		t.Fatalf("Verify after damage: %v, want an anticone mismatch", err)
+	}
+}
