@@ -316,14 +316,15 @@ func (d *DAG) CheckBlock(b *Block) (Hash, error) {
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	_, err = d.checkConnect(hash, b)
+	_, err = d.checkConnect(hash, b, false)
 	return hash, err
 }
 
 // checkConnect finds the parents and runs the contextual checks; it returns
-// the new block's node with its GHOSTDAG data. Called with the lock held
-// (read or write).
-func (d *DAG) checkConnect(hash Hash, b *Block) (*blockNode, error) {
+// the new block's node, with its GHOSTDAG data if colourIt (the colouring
+// never makes a block invalid, so CheckBlock skips it). Called with the
+// lock held (read or write).
+func (d *DAG) checkConnect(hash Hash, b *Block, colourIt bool) (*blockNode, error) {
 	if d.index[hash] != nil {
 		return nil, ErrDuplicateBlock
 	}
@@ -347,7 +348,9 @@ func (d *DAG) checkConnect(hash Hash, b *Block) (*blockNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	colour(n, sp, rest, d.params.K)
+	if colourIt {
+		colour(n, sp, rest, d.params.K)
+	}
 	return n, nil
 }
 
@@ -358,7 +361,7 @@ func (d *DAG) connect(ctx context.Context, hash Hash, b *Block) error {
 		return d.failed
 	}
 	d.mu.RLock()
-	n, err := d.checkConnect(hash, b)
+	n, err := d.checkConnect(hash, b, true)
 	var formerTips []Hash
 	if err == nil {
 		for _, p := range n.parents {

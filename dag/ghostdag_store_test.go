@@ -2,6 +2,7 @@ package dag_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -122,5 +123,58 @@ func TestVerifyCatchesDamagedGHOSTDAGData(t *testing.T) {
 	}
 	if err := reopened.Verify(ctx); err == nil || !strings.Contains(err.Error(), "anticone") {
 		t.Fatalf("Verify after damage: %v, want an anticone mismatch", err)
+	}
+}
+
+// TestGHOSTDAGRules: a parent in the past of another parent, and a merge
+// set over the limit, make a block invalid; the template leaves out a tip
+// whose merge would exceed the limit.
+func TestGHOSTDAGRules(t *testing.T) {
+	ctx := context.Background()
+	p := dag.RegTestParams
+	d := memDAG(t, p)
+	ts := p.GenesisBlock.Header.Timestamp
+	branch := func(n int) dag.Hash {
+		parent := p.GenesisHash
+		for i := range n {
+			b := dagtest.MakeBlock(p, []dag.Hash{parent}, p.PowLimitBits, ts+int64(i+1), []byte{byte(i), byte(i >> 8), byte(n)})
+			if err := d.ProcessBlock(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			parent = b.Hash()
+		}
+		return parent
+	}
+	first := branch(1)
+	parents := []dag.Hash{p.GenesisHash, first}
+	if parents[1].Less(parents[0]) {
+		parents[0], parents[1] = parents[1], parents[0]
+	}
+	b := dagtest.MakeBlock(p, parents, p.PowLimitBits, ts+5, nil)
+	if err := d.ProcessBlock(ctx, b); !dag.IsRuleError(err, dag.ErrParentInPast) {
+		t.Fatalf("a parent in the past of another: %v, want ErrParentInPast", err)
+	}
+
+	limit := p.MergeSetSizeLimit
+	a, c := branch(limit), branch(limit+1)
+	parents = []dag.Hash{a, c}
+	if parents[1].Less(parents[0]) {
+		parents[0], parents[1] = parents[1], parents[0]
+	}
+	if _, err := d.RequiredBits(parents); !dag.IsRuleError(err, dag.ErrMergeSetTooBig) {
+		t.Fatalf("RequiredBits over the merge set limit: %v", err)
+	}
+	b = dagtest.MakeBlock(p, parents, p.PowLimitBits, ts+int64(2*limit), nil)
+	if err := d.ProcessBlock(ctx, b); !dag.IsRuleError(err, dag.ErrMergeSetTooBig) {
+		t.Fatalf("merge set of %d blocks: %v, want ErrMergeSetTooBig", limit+1, err)
+	}
+	// The virtual selects the longer branch and merges the first block, not
+	// the other branch.
+	tmpl := d.Template()
+	if len(tmpl.Parents) != 2 || !slices.Contains(tmpl.Parents, c) || !slices.Contains(tmpl.Parents, first) {
+		t.Fatalf("template parents %v, want %s and %s, not %s", tmpl.Parents, c, first, a)
+	}
+	if tips := d.Tips(); len(tips) != 3 {
+		t.Fatalf("%d tips, want 3 (the two branches and the first block)", len(tips))
 	}
 }

@@ -77,9 +77,10 @@ func (d *DAG) checkContext(h *Header, parents []*blockNode) (sp *blockNode, rest
 // network's limit. It returns the selected parent and the rest of the merge
 // set. Called with the lock held.
 func (d *DAG) checkParents(parents []*blockNode) (sp *blockNode, rest []*blockNode, err error) {
-	for i, a := range parents {
-		for j, b := range parents {
-			if i != j && isAncestorOrSelf(a, b) {
+	for _, a := range parents {
+		for _, b := range parents {
+			// Only a lower block can be in the past of another.
+			if a.height < b.height && isAncestorOrSelf(a, b) {
 				return nil, nil, ruleError(ErrParentInPast, "parent %s is in the past of parent %s", a.hash, b.hash)
 			}
 		}
