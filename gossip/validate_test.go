@@ -154,6 +154,51 @@ func TestValidatorPaths(t *testing.T) {
 		}
 	})
 
+	t.Run("GHOSTDAG rule breakers", func(t *testing.T) {
+		// A parent in the past of another, and a merge set past the limit:
+		// rejected and penalised like any invalid block.
+		d := newDAG(t, p)
+		ts := p.GenesisBlock.Header.Timestamp
+		branch := func(n int) dag.Hash {
+			parent := p.GenesisHash
+			for i := range n {
+				b := dagtest.MakeBlock(p, []dag.Hash{parent}, p.PowLimitBits, ts+int64(i+1), []byte{byte(i), byte(i >> 8), byte(n)})
+				if err := d.ProcessBlock(ctx, b); err != nil {
+					t.Fatal(err)
+				}
+				parent = b.Hash()
+			}
+			return parent
+		}
+		sorted := func(a, b dag.Hash) []dag.Hash {
+			if b.Less(a) {
+				return []dag.Hash{b, a}
+			}
+			return []dag.Hash{a, b}
+		}
+		one := branch(1)
+		long, longer := branch(p.MergeSetSizeLimit), branch(p.MergeSetSizeLimit+1)
+		pen := &recordingPenalizer{}
+		s := newValidatorService(t, d, submitTo(d), pen)
+		for _, c := range []struct {
+			block *dag.Block
+			code  dag.ErrorCode
+		}{
+			{dagtest.MakeBlock(p, sorted(p.GenesisHash, one), p.PowLimitBits, ts+1, nil), dag.ErrParentInPast},
+			{dagtest.MakeBlock(p, sorted(long, longer), p.PowLimitBits, ts+1000, nil), dag.ErrMergeSetTooBig},
+		} {
+			if got := s.validate(ctx, sender, message(c.block.Encode(), sender)); got != pubsub.ValidationReject {
+				t.Errorf("%s: %d, want reject", c.code, got)
+			}
+			if pens := pen.all(); len(pens) == 0 || !dag.IsRuleError(pens[len(pens)-1].err, c.code) {
+				t.Errorf("%s: penalties %v", c.code, pens)
+			}
+			if d.HaveBlock(c.block.Hash()) {
+				t.Errorf("%s: the block entered the DAG", c.code)
+			}
+		}
+	})
+
 	t.Run("garbage and oversized", func(t *testing.T) {
 		pen := &recordingPenalizer{}
 		s := newValidatorService(t, stubChain(false), func(context.Context, peer.ID, *dag.Block) error {
