@@ -54,6 +54,15 @@ const (
 	omDensity = 1.4
 )
 
+// omMaxItems[i] is how many items a range of 2^i labels may hold and still
+// be relabelled: 2^i / T^i.
+var omMaxItems = func() (t [omBits + 1]float64) {
+	for i := range t {
+		t[i] = math.Ldexp(1, i) / math.Pow(omDensity, float64(i))
+	}
+	return t
+}()
+
 func newReachability() *reachability {
 	r := &reachability{}
 	r.tail.label = omLimit
@@ -110,7 +119,7 @@ func (r *reachability) relabel(y *omItem) {
 			last = n
 			count++
 		}
-		if i < omBits && float64(count) > float64(size)/math.Pow(omDensity, float64(i)) {
+		if i < omBits && float64(count) > omMaxItems[i] {
 			continue
 		}
 		step := size / count
@@ -144,13 +153,16 @@ func isAncestorOrSelf(a, b *blockNode) bool {
 // coverIndex returns the index of the last element of n's future covering
 // set that enters before b, or -1.
 func (n *blockNode) coverIndex(b *blockNode) int {
-	i, _ := slices.BinarySearchFunc(n.futureCover, b.enter.label, func(c *blockNode, l uint64) int {
-		if c.enter.label <= l {
-			return -1
+	lo, hi := 0, len(n.futureCover) // the first element entering after b is in [lo, hi]
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if n.futureCover[mid].enter.label <= b.enter.label {
+			lo = mid + 1
+		} else {
+			hi = mid
 		}
-		return 1
-	})
-	return i - 1
+	}
+	return lo - 1
 }
 
 // addFutureCover records that b (a new leaf of the tree) merged n.
