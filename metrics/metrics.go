@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,10 @@ type Manager struct {
 	// the index of the oldest entry.
 	recent []minedBlock
 	next   int
+	// encoded is the JSON of the current BlockMetrics, made by the first
+	// BlockMetricsJSON after a change and dropped by BlockMined: blocks are
+	// mined seconds apart, queries may come thousands of times a second.
+	encoded atomic.Pointer[[]byte]
 }
 
 // BlockMined records a block this node mined and the DAG accepted: it counts
@@ -70,6 +75,7 @@ func (m *Manager) BlockMined(hash string, solveTime time.Duration) {
 	b := minedBlock{hash: hash, solveMS: solveTime.Milliseconds()}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.encoded.Store(nil)
 	m.blkGenCount++
 	if len(m.recent) < MaxBlockMetrics {
 		if m.recent == nil {
@@ -83,6 +89,32 @@ func (m *Manager) BlockMined(hash string, solveTime time.Duration) {
 	m.next = (m.next + 1) % MaxBlockMetrics
 }
 
+// BlockMetricsJSON returns BlockMetrics encoded as JSON, encoding it only
+// when a block was mined since the last call. The bytes are shared: callers
+// must not modify them.
+func (m *Manager) BlockMetricsJSON() []byte {
+	if m != nil {
+		if p := m.encoded.Load(); p != nil {
+			return *p
+		}
+	}
+	if m != nil {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if p := m.encoded.Load(); p != nil { // encoded meanwhile
+			return *p
+		}
+	}
+	b, err := json.Marshal(m.blockMetricsLocked())
+	if err != nil {
+		panic("metrics: encoding BlockMetrics: " + err.Error()) // strings and integers always encode
+	}
+	if m != nil {
+		m.encoded.Store(&b)
+	}
+	return b
+}
+
 // BlockMetrics returns a snapshot of the mined-block metrics. The slices are
 // fresh copies, oldest block first, and are empty (not nil) before the first
 // block. On a nil *Manager it returns an empty snapshot.
@@ -92,6 +124,15 @@ func (m *Manager) BlockMetrics() BlockMetrics {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.blockMetricsLocked()
+}
+
+// blockMetricsLocked builds the snapshot; called with mu held (or on a nil
+// *Manager).
+func (m *Manager) blockMetricsLocked() BlockMetrics {
+	if m == nil {
+		return BlockMetrics{BlkHashes: []string{}, BlkGenTimes: []int64{}}
+	}
 	n := len(m.recent)
 	s := BlockMetrics{
 		BlkGenCount: m.blkGenCount,

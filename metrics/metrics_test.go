@@ -66,6 +66,33 @@ func TestBlockMetricsJSON(t *testing.T) {
 	}
 }
 
+// TestBlockMetricsJSONCached: the encoded snapshot is what json.Marshal
+// gives, is reused until a block is mined, and then follows the change.
+func TestBlockMetricsJSONCached(t *testing.T) {
+	m := New()
+	for i := range 3 {
+		first := m.BlockMetricsJSON()
+		want, err := json.Marshal(m.BlockMetrics())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(first) != string(want) {
+			t.Fatalf("round %d: BlockMetricsJSON %s, want %s", i, first, want)
+		}
+		if again := m.BlockMetricsJSON(); &again[0] != &first[0] {
+			t.Fatalf("round %d: encoded again without a change", i)
+		}
+		m.BlockMined(fmt.Sprintf("%064x", i), time.Duration(i)*time.Millisecond)
+		if after := m.BlockMetricsJSON(); string(after) == string(first) {
+			t.Fatalf("round %d: a mined block did not change the JSON %s", i, after)
+		}
+	}
+	var nilM *Manager
+	if got := string(nilM.BlockMetricsJSON()); got != `{"blkgencount":0,"blkhashes":[],"blkgentimes":[]}` {
+		t.Fatalf("nil manager: %s", got)
+	}
+}
+
 func TestBlockMetricsBound(t *testing.T) {
 	// Exactly full, just over, and wrapped round the ring more than once.
 	for _, total := range []int{MaxBlockMetrics - 1, MaxBlockMetrics, MaxBlockMetrics + 123, 2*MaxBlockMetrics + 7} {
@@ -119,6 +146,11 @@ func TestConcurrent(t *testing.T) {
 		readers.Go(func() {
 			for {
 				s := m.BlockMetrics()
+				var enc BlockMetrics
+				if err := json.Unmarshal(m.BlockMetricsJSON(), &enc); err != nil || len(enc.BlkHashes) != len(enc.BlkGenTimes) || uint64(len(enc.BlkHashes)) != enc.BlkGenCount {
+					readerErr <- fmt.Sprintf("inconsistent encoded snapshot: %v, %+v", err, enc)
+					return
+				}
 				if len(s.BlkHashes) != len(s.BlkGenTimes) || uint64(len(s.BlkHashes)) != s.BlkGenCount {
 					readerErr <- fmt.Sprintf("inconsistent snapshot: count %d, %d hashes, %d times",
 						s.BlkGenCount, len(s.BlkHashes), len(s.BlkGenTimes))

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/dagnode/dagnode/dag"
@@ -24,6 +25,8 @@ type Miner interface {
 // BlockMetrics gives the mined-block figures. *metrics.Manager implements it.
 type BlockMetrics interface {
 	BlockMetrics() metrics.BlockMetrics
+	// BlockMetricsJSON is BlockMetrics encoded, cached between changes.
+	BlockMetricsJSON() []byte
 }
 
 var _ BlockMetrics = (*metrics.Manager)(nil)
@@ -97,14 +100,7 @@ func miningMethods() []*method {
 }
 
 func (s *Server) handleGetBlockMetrics(context.Context, args) (any, error) {
-	m := s.cfg.Metrics.BlockMetrics()
-	if m.BlkHashes == nil {
-		m.BlkHashes = []string{}
-	}
-	if m.BlkGenTimes == nil {
-		m.BlkGenTimes = []int64{}
-	}
-	return m, nil
+	return json.RawMessage(s.cfg.Metrics.BlockMetricsJSON()), nil
 }
 
 func (s *Server) handleGenerate(ctx context.Context, a args) (any, error) {
