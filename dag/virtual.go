@@ -178,3 +178,29 @@ func (d *DAG) Virtual() VirtualInfo {
 	slices.SortFunc(info.Parents, compareHash)
 	return info
 }
+
+// BlockColour is a block's place in the virtual block's view.
+type BlockColour struct {
+	// Known is false for a block the DAG does not hold.
+	Known bool
+	// IsBlue and IsInChain as BlockInfo gives them; BlueScore is the
+	// block's own.
+	IsBlue, IsInChain bool
+	BlueScore         uint64
+}
+
+// Colours returns the colours of many blocks under one read lock, without
+// BlockInfo's copies: for views that recolour what they show as the
+// selected chain moves.
+func (d *DAG) Colours(hs []Hash) []BlockColour {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]BlockColour, len(hs))
+	for i, h := range hs {
+		if n := d.index[h]; n != nil {
+			blue, inChain, _ := d.colourOf(n)
+			out[i] = BlockColour{Known: true, IsBlue: blue, IsInChain: inChain, BlueScore: n.blueScore}
+		}
+	}
+	return out
+}

@@ -13,13 +13,13 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dagnode/dagnode/dag"
 	"github.com/dagnode/dagnode/internal/connlimit"
+	"github.com/dagnode/dagnode/internal/loopback"
 )
 
 // Default RPC ports, one per network (the P2P ports are 9700-9703).
@@ -316,7 +316,7 @@ func (s *Server) Start() error {
 			return fmt.Errorf("rpc: listen on %s: %w", addr, err)
 		}
 		lns = append(lns, l)
-		if !isLoopback(l.Addr()) {
+		if !loopback.Addr(l.Addr()) {
 			useTLS = useTLS || s.cfg.TLS == TLSAuto
 			if s.cfg.TLS == TLSOff {
 				s.log.Warn("rpc server serves plain HTTP on a non-loopback address: the password crosses the network in clear", "addr", l.Addr().String())
@@ -366,7 +366,7 @@ func (s *Server) Start() error {
 	})
 	for _, l := range lns {
 		s.addrs = append(s.addrs, l.Addr())
-		if !isLoopback(l.Addr()) {
+		if !loopback.Addr(l.Addr()) {
 			s.log.Warn("rpc server listens on a non-loopback address: anyone who can reach it can try the credentials", "addr", l.Addr().String())
 		}
 		l = budget.Listener(l)
@@ -442,19 +442,6 @@ func (s *Server) dropFreshConns() {
 		c.Close()
 		delete(s.fresh, c)
 	}
-}
-
-// isLoopback reports whether a bound address is a loopback one.
-func isLoopback(a net.Addr) bool {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.IsLoopback()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // ServeHTTP authenticates, reads and answers one HTTP request.
@@ -605,24 +592,10 @@ func (s *Server) browserCheck(r *http.Request) string {
 		return "cross-origin request (origin " + truncate(o, 80) + " is not allowed; see --rpcallowedorigin)"
 	}
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if local != nil && isLoopback(local) && !loopbackHost(r.Host) {
+	if local != nil && loopback.Addr(local) && !loopback.Host(r.Host) {
 		return "host " + truncate(r.Host, 80) + " is not a loopback name on a loopback listener"
 	}
 	return ""
-}
-
-// loopbackHost reports whether an HTTP Host names this machine: localhost
-// or a loopback address, with or without a port.
-func loopbackHost(h string) bool {
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // readBody reads the body under MaxBodyBytes.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,18 +17,6 @@ func TestDefaultPort(t *testing.T) {
 	for net, want := range map[string]int{"mainnet": 9710, "testnet": 9711, "simnet": 9712, "regtest": 9713, "other": 0} {
 		if got := DefaultPort(net); got != want {
 			t.Errorf("DefaultPort(%s) = %d, want %d", net, got, want)
-		}
-	}
-}
-
-func TestIsLoopback(t *testing.T) {
-	for addr, want := range map[string]bool{"127.0.0.1:1": true, "[::1]:1": true, "0.0.0.0:1": false, "192.168.1.2:1": false, "[::]:1": false} {
-		a, err := net.ResolveTCPAddr("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := isLoopback(a); got != want {
-			t.Errorf("isLoopback(%s) = %v, want %v", addr, got, want)
 		}
 	}
 }

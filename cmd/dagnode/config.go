@@ -67,6 +67,7 @@ type config struct {
 	RPCAllowedOrigin []string `long:"rpcallowedorigin" description:"browser origin allowed to call JSON-RPC, e.g. https://dash.example:8443 (repeatable; default none: requests with an Origin header are refused)" toml:"rpcallowedorigin"`
 	RPCMaxClients    int      `long:"rpcmaxclients" description:"most JSON-RPC connections open at once (default 128; 32 per IP)" toml:"rpcmaxclients"`
 	Metrics          string   `long:"metrics" description:"serve Prometheus metrics on host:port at /metrics (off by default)" toml:"metrics"`
+	UI               string   `long:"ui" description:"serve the web dashboard on host:port, e.g. 127.0.0.1:9720 (off by default; the URL with its login token is logged; off loopback it is served over TLS with the RPC certificate)" toml:"ui"`
 
 	// Derived by loadConfig.
 	params     *dag.Params
@@ -273,6 +274,11 @@ func (c *config) validate() error {
 	if c.Metrics != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
 			return usagef("--metrics %q: want host:port: %v", c.Metrics, err)
+		}
+	}
+	if c.UI != "" {
+		if _, _, err := net.SplitHostPort(c.UI); err != nil {
+			return usagef("--ui %q: want host:port: %v", c.UI, err)
 		}
 	}
 	if c.MDNS && c.NoMDNS {

@@ -28,8 +28,8 @@ type devnetConfig struct {
 // Devnet bounds.
 const (
 	maxDevnetNodes = 64
-	// devnetStartTimeout bounds a node's start (until its RPC server
-	// listens).
+	// devnetStartTimeout bounds a node's start (until its RPC server and
+	// its dashboard listen).
 	devnetStartTimeout = 60 * time.Second
 	// devnetStopTimeout is how long a node has to stop after SIGINT before
 	// it gets SIGKILL.
@@ -37,20 +37,21 @@ const (
 )
 
 // The daemon's log lines that name its addresses, as devnet (and the
-// tests that run daemons) read them: the P2P listen multiaddrs, and the
-// first RPC listen address.
+// tests that run daemons) read them: the P2P listen multiaddrs, the first
+// RPC listen address, and the dashboard's URL with its token.
 var (
 	listenLogRe = regexp.MustCompile(`msg=listening addrs="?\[([^\]]*)\]`)
 	rpcLogRe    = regexp.MustCompile(`msg="rpc server listening" addrs="?\[([0-9.:]+)[\] ]`)
+	uiLogRe     = regexp.MustCompile(`msg="ui server listening" addr=\S+ url="?(https?://[^"\s]+)`)
 )
 
 // devnetNode is one child process of a devnet.
 type devnetNode struct {
-	name, dir string
-	cmd       *exec.Cmd
-	p2p, rpc  string
-	done      chan struct{} // closed when the process has exited
-	exitErr   error         // set before done closes
+	name, dir    string
+	cmd          *exec.Cmd
+	p2p, rpc, ui string
+	done         chan struct{} // closed when the process has exited
+	exitErr      error         // set before done closes
 }
 
 // runDevnet runs `dagnode devnet`: N dagnode processes on loopback, each
@@ -94,7 +95,7 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		n.dir = filepath.Join(dir, n.name)
 		args := []string{"--network", dc.Network, "--datadir", n.dir,
 			"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1",
-			"--rpclisten", "127.0.0.1:0", "--nomdns", "--nonat"}
+			"--rpclisten", "127.0.0.1:0", "--ui", "127.0.0.1:0", "--nomdns", "--nonat"}
 		if i > 0 {
 			args = append(args, "--bootstrap", nodes[0].p2p)
 		}
@@ -109,14 +110,14 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tPID\tMINING\tPEER ID\tP2P ADDRESS\tRPC ADDRESS\tDATA DIR")
+	fmt.Fprintln(tw, "NODE\tPID\tMINING\tPEER ID\tP2P ADDRESS\tRPC ADDRESS\tDATA DIR\tDASHBOARD")
 	for i, n := range nodes {
 		id := n.p2p[strings.LastIndex(n.p2p, "/")+1:]
-		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%s\t%s\t%s\n", n.name, n.cmd.Process.Pid, i < dc.Miners, id, n.p2p, n.rpc, n.dir)
+		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%s\t%s\t%s\t%s\n", n.name, n.cmd.Process.Pid, i < dc.Miners, id, n.p2p, n.rpc, n.dir, n.ui)
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "\nAsk a node: dagnode rpc --network %s --datadir %s --rpcserver %s getdagtips\nCtrl-C stops every node.\n",
-		dc.Network, nodes[0].dir, nodes[0].rpc)
+	fmt.Fprintf(stdout, "\nWatch it: open %s\nAsk a node: dagnode rpc --network %s --datadir %s --rpcserver %s getdagtips\nCtrl-C stops every node.\n",
+		nodes[0].ui, dc.Network, nodes[0].dir, nodes[0].rpc)
 
 	// Run until ctx ends; report children that die meanwhile.
 	dead := make(chan *devnetNode, len(nodes))
@@ -140,8 +141,9 @@ func runDevnet(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 }
 
-// start runs the node and waits until its RPC server listens. Its log goes
-// to <dir>/dagnode.log.
+// start runs the node and waits until its RPC server and its dashboard
+// listen (the dashboard starts after the RPC server). Its log goes to
+// <dir>/dagnode.log.
 func (n *devnetNode) start(ctx context.Context, self string, args []string) error {
 	if err := os.MkdirAll(n.dir, 0o700); err != nil {
 		return err
@@ -182,8 +184,11 @@ func (n *devnetNode) start(ctx context.Context, self string, args []string) erro
 					}
 				}
 			}
-			if m := rpcLogRe.FindStringSubmatch(line); m != nil {
+			if m := rpcLogRe.FindStringSubmatch(line); m != nil && n.rpc == "" {
 				n.rpc = m[1]
+			}
+			if m := uiLogRe.FindStringSubmatch(line); m != nil && n.ui == "" {
+				n.ui = m[1]
 				once.Do(func() { close(ready) })
 			}
 		}
@@ -192,16 +197,19 @@ func (n *devnetNode) start(ctx context.Context, self string, args []string) erro
 	}()
 	select {
 	case <-ready:
-		if n.p2p == "" {
+		switch {
+		case n.p2p == "":
 			return errors.New("it logged no TCP listen address")
+		case n.rpc == "":
+			return errors.New("it logged no RPC address")
 		}
 		return nil
 	case <-n.done:
-		return fmt.Errorf("exited before its RPC server listened (%v); see %s", n.exitErr, filepath.Join(n.dir, "dagnode.log"))
+		return fmt.Errorf("exited before its RPC server and dashboard listened (%v); see %s", n.exitErr, filepath.Join(n.dir, "dagnode.log"))
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(devnetStartTimeout):
-		return fmt.Errorf("no RPC server within %v; see %s", devnetStartTimeout, filepath.Join(n.dir, "dagnode.log"))
+		return fmt.Errorf("no RPC server and dashboard within %v; see %s", devnetStartTimeout, filepath.Join(n.dir, "dagnode.log"))
 	}
 }
 

@@ -53,7 +53,10 @@ func TestDevnet(t *testing.T) {
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) == 7 && strings.HasPrefix(f[0], "node") {
+		if len(f) == 8 && strings.HasPrefix(f[0], "node") {
+			if !strings.HasPrefix(f[7], "http://127.0.0.1:") || !strings.Contains(f[7], "/?token=") {
+				t.Errorf("%s's dashboard URL %q", f[0], f[7])
+			}
 			pid, _ := strconv.Atoi(f[1])
 			user, pass, err := rpc.ReadCookie(filepath.Join(f[6], cookieFile))
 			if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/dagnode/dagnode/miner"
 	"github.com/dagnode/dagnode/rpc"
 	"github.com/dagnode/dagnode/syncproto"
+	"github.com/dagnode/dagnode/ui"
 )
 
 // Files and directories inside the data directory.
@@ -110,7 +111,8 @@ type node struct {
 	rpc     *rpc.Server
 	netInfo *netInfo
 	metSrv  *metrics.Server
-	stop    func() // asks runNode to shut down (the stop RPC)
+	ui      *ui.Server // the dashboard (--ui); nil when off
+	stop    func()     // asks runNode to shut down (the stop RPC)
 
 	onAccepted  func(hash dag.Hash)
 	onValidated func(hash dag.Hash)
@@ -311,6 +313,14 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 			return nil, err
 		}
 	}
+	if cfg.UI != "" {
+		if n.ui, err = newUIServer(n); err != nil {
+			return nil, err
+		}
+		if err := registerUIMetrics(n); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -339,6 +349,13 @@ func (n *node) start() error {
 			}
 			return n.rpc.Start()
 		}},
+		// After the RPC server: it writes the cookie the dashboard accepts.
+		{"ui server", func() error {
+			if n.ui == nil {
+				return nil
+			}
+			return n.ui.Start()
+		}},
 	}
 	for _, s := range steps {
 		if err := s.start(); err != nil {
@@ -357,13 +374,15 @@ func (n *node) start() error {
 	return nil
 }
 
-// close shuts down in reverse order: the RPC and metrics servers, the miner
-// (no new blocks), then
-// discovery (no new dials), the host (it owns in-flight stream handlers and
-// connections), gossip, sync, the tracker, and the store last, flushed. Every
-// part's Close is idempotent and safe before Start, so close also cleans up
-// after a failed newNode or start.
+// close shuts down in reverse order: the dashboard, the RPC and metrics
+// servers, the miner (no new blocks), then discovery (no new dials), the host
+// (it owns in-flight stream handlers and connections), gossip, sync, the
+// tracker, and the store last, flushed. Every part's Close is idempotent and
+// safe before Start, so close also cleans up after a failed newNode or start.
 func (n *node) close() {
+	if n.ui != nil {
+		n.ui.Close()
+	}
 	if n.rpc != nil {
 		n.rpc.Close() // cancels in-flight calls, such as generate
 	}
@@ -464,13 +483,16 @@ func (n *node) accepted(b *dag.Block, hash dag.Hash, from peer.ID, relay bool) {
 	if n.onAccepted != nil {
 		n.onAccepted(hash)
 	}
+	source := metrics.SourceGossip
 	switch {
 	case from == "":
-		n.metrics.BlockAccepted(metrics.SourceMined)
+		source = metrics.SourceMined
 	case n.sync.Syncing():
-		n.metrics.BlockAccepted(metrics.SourceSync)
-	default:
-		n.metrics.BlockAccepted(metrics.SourceGossip)
+		source = metrics.SourceSync
+	}
+	n.metrics.BlockAccepted(source)
+	if n.ui != nil {
+		n.publishBlock(b, hash, from, source)
 	}
 	if relay {
 		select {
