@@ -49,14 +49,26 @@
 //	dagnode_sync_syncing                     gauge 0/1  -                        Sources.Sync
 //	dagnode_sync_target_height               gauge      -                        Sources.Sync
 //	dagnode_sync_blocks_per_second           gauge      -                        Sources.Sync
+//	dagnode_sync_orphans                     gauge      -                        Sources.Sync
+//	dagnode_sync_orphan_bytes                gauge      -                        Sources.Sync
+//	dagnode_sync_orphan_fetches              gauge      -                        Sources.Sync
+//	dagnode_sync_backoff_peers               gauge      -                        Sources.Sync
+//	dagnode_sync_last_session_end            gauge 0/1  reason                   Sources.Sync
 //	dagnode_peers                            gauge      direction, transport     Sources.Peers
+//	dagnode_reachability                     gauge 0/1  state                    Sources.NAT (public, private, unknown)
+//	dagnode_relay_addresses                  gauge      -                        Sources.NAT
+//	dagnode_holepunch_total                  counter    result                   Sources.NAT (direct_dial, started,
+//	                                                                             succeeded, failed)
 //	dagnode_gossip_messages_total            counter    topic, result            Sources.Gossip (accepted, rejected,
 //	                                                                             ignored, duplicate, orphan, dropped)
 //	dagnode_gossip_mesh_peers                gauge      topic                    Sources.Gossip
 //	dagnode_request_duration_seconds         histogram  protocol, method, result ObserveRequest (ok, error);
 //	                                                                             buckets 1 ms to 32.8 s, doubling
 //
-// Families of an unset source are left out of the scrape.
+// Families of an unset source are left out of the scrape. Other parts add
+// theirs through RegisterGaugeFunc and RegisterCounterFunc: cmd/dagnode
+// registers the dashboard's dagnode_ui_events_dropped_total,
+// dagnode_ui_resyncs_total and dagnode_ui_blocks_lost_total.
 //
 // # The endpoint
 //
