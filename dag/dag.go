@@ -126,7 +126,14 @@ func (d *DAG) writeGenesis(ctx context.Context) error {
 	g := d.params.GenesisBlock
 	n := newNode(d.params.GenesisHash, &g.Header, nil)
 	n.setScores()
-	if err := writeBlock(ctx, d.store, g.Encode(), n, appendGhostdag(g.Header.AppendEncode(nil), n), nil); err != nil {
+	b, err := d.store.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	if err := putBlock(ctx, b, g.Encode(), n, appendGhostdag(g.Header.AppendEncode(nil), n), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(ctx); err != nil {
 		return err
 	}
 	if err := d.store.Put(ctx, ds.RawKey(keyGenesis), n.hash[:]); err != nil {
@@ -229,14 +236,20 @@ func (d *DAG) computeGhostdag(n *blockNode) {
 	colour(n, sp, rest, d.params.K)
 }
 
-// addNode links n, with its GHOSTDAG data, into the index and the
-// reachability index. The caller moves the virtual block (updateVirtual)
-// once it has added its blocks. Called with mu held for writing (or before
-// the DAG is shared).
+// addNode links n, with its GHOSTDAG data, into the reachability index and
+// the index. The caller moves the virtual block (updateVirtual) once it has
+// added its blocks. Called with mu held for writing (or before the DAG is
+// shared).
 func (d *DAG) addNode(n *blockNode) {
 	if !d.plain {
 		d.reach.add(n)
 	}
+	d.indexNode(n)
+}
+
+// indexNode links n into the index: the block becomes visible to readers.
+// Called with mu held for writing.
+func (d *DAG) indexNode(n *blockNode) {
 	d.index[n.hash] = n
 	for int64(len(d.byHeight)) <= n.height {
 		d.byHeight = append(d.byHeight, nil)
@@ -263,6 +276,10 @@ func (d *DAG) ProcessBlock(ctx context.Context, b *Block) error {
 // ProcessBlocks processes blocks in order, as ProcessBlock does, and waits for
 // the disk once for all of them; a block may name an earlier one as parent.
 // errs[i] is the outcome for blocks[i].
+//
+// The accepted blocks are written in one batch and indexed together once it
+// is committed, so readers never see a block the store does not hold yet;
+// the call then moves the virtual block once and syncs once.
 func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) (errs []error) {
 	errs = make([]error, len(blocks))
 	hashes := make([]Hash, len(blocks))
@@ -273,36 +290,116 @@ func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) (errs []error)
 
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
-	accepted := 0
-	for i, b := range blocks {
-		if errs[i] != nil {
-			continue
+	if d.failed != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = d.failed
+			}
 		}
-		if errs[i] = d.connect(ctx, hashes[i], b); errs[i] == nil {
-			accepted++
-		}
-	}
-	if accepted == 0 {
 		return errs
 	}
-	if !d.plain {
-		d.mu.Lock()
-		d.updateVirtual()
-		d.mu.Unlock()
-	}
-	// Wait for the disk without holding mu: readers and the miner see the
-	// new blocks meanwhile, but nobody is told they are accepted before they
-	// are durable. The WAL is ordered, so no block can be durable without
-	// its parents.
-	if err := d.store.Sync(ctx, ds.RawKey("/dag")); err != nil {
+	batch, err := d.store.Batch(ctx)
+	if err != nil {
 		failed := d.fail(err)
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = failed
 			}
 		}
+		return errs
+	}
+	st := &staging{pending: make(map[Hash]*blockNode), untipped: make(map[*blockNode]bool)}
+	for i, b := range blocks {
+		if errs[i] != nil {
+			continue
+		}
+		if errs[i] = d.stage(ctx, batch, st, hashes[i], b); errs[i] == nil {
+			st.nodes = append(st.nodes, st.pending[hashes[i]])
+		}
+	}
+	failAll := func(err error) []error {
+		failed := d.fail(err)
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = failed
+			}
+		}
+		return errs
+	}
+	if d.failed != nil { // the batch could not take a block: commit none
+		return failAll(d.failed)
+	}
+	if len(st.nodes) == 0 {
+		return errs
+	}
+	if err := batch.Commit(ctx); err != nil {
+		return failAll(err)
+	}
+	d.mu.Lock()
+	for _, n := range st.nodes {
+		d.indexNode(n)
+	}
+	if !d.plain {
+		d.updateVirtual()
+	}
+	d.mu.Unlock()
+	// Wait for the disk without holding mu: readers and the miner see the
+	// new blocks meanwhile, but nobody is told they are accepted before they
+	// are durable.
+	if err := d.store.Sync(ctx, ds.RawKey("/dag")); err != nil {
+		return failAll(err)
 	}
 	return errs
+}
+
+// staging holds the blocks of one ProcessBlocks call that are checked and
+// in the batch but not yet indexed.
+type staging struct {
+	pending  map[Hash]*blockNode
+	nodes    []*blockNode        // pending, in order
+	untipped map[*blockNode]bool // blocks (indexed or pending) that gained a pending child
+}
+
+// stage checks a block against the index and the blocks staged before it,
+// computes its GHOSTDAG data, enters it into the reachability index (later
+// blocks of the call query it; readers cannot reach it before it is
+// indexed) and puts it into the batch. Called with writeMu held.
+func (d *DAG) stage(ctx context.Context, batch ds.Batch, st *staging, hash Hash, b *Block) error {
+	d.mu.RLock()
+	n, err := d.checkConnect(hash, b, true, st.pending)
+	var formerTips []Hash
+	if err == nil {
+		for _, p := range n.parents {
+			if st.untipped[p] {
+				continue
+			}
+			if _, tip := d.tips[p.hash]; tip || st.pending[p.hash] != nil {
+				formerTips = append(formerTips, p.hash)
+			}
+		}
+	}
+	d.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	raw := b.Encode()
+	entry := raw[:b.Header.EncodedSize():b.Header.EncodedSize()]
+	if !d.plain {
+		entry = appendGhostdag(entry, n)
+	}
+	if err := putBlock(ctx, batch, raw, n, entry, formerTips); err != nil {
+		return d.fail(err)
+	}
+	if !d.plain {
+		d.mu.Lock()
+		d.reach.add(n)
+		d.mu.Unlock()
+	}
+	st.pending[hash] = n
+	for _, p := range n.parents {
+		st.untipped[p] = true
+	}
+	return nil
 }
 
 // CheckBlock runs every check ProcessBlock runs, without storing the block:
@@ -316,22 +413,26 @@ func (d *DAG) CheckBlock(b *Block) (Hash, error) {
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	_, err = d.checkConnect(hash, b, false)
+	_, err = d.checkConnect(hash, b, false, nil)
 	return hash, err
 }
 
-// checkConnect finds the parents and runs the contextual checks; it returns
-// the new block's node, with its GHOSTDAG data if colourIt (the colouring
-// never makes a block invalid, so CheckBlock skips it). Called with the
-// lock held (read or write).
-func (d *DAG) checkConnect(hash Hash, b *Block, colourIt bool) (*blockNode, error) {
-	if d.index[hash] != nil {
+// checkConnect finds the parents, in the index or among pending (blocks
+// staged by the same ProcessBlocks call), and runs the contextual checks; it
+// returns the new block's node, with its GHOSTDAG data if colourIt (the
+// colouring never makes a block invalid, so CheckBlock skips it). Called
+// with the lock held (read or write).
+func (d *DAG) checkConnect(hash Hash, b *Block, colourIt bool, pending map[Hash]*blockNode) (*blockNode, error) {
+	if d.index[hash] != nil || pending[hash] != nil {
 		return nil, ErrDuplicateBlock
 	}
 	parents := make([]*blockNode, len(b.Header.Parents))
 	var missing []Hash
 	for i, ph := range b.Header.Parents {
 		if parents[i] = d.index[ph]; parents[i] == nil {
+			parents[i] = pending[ph]
+		}
+		if parents[i] == nil {
 			missing = append(missing, ph)
 		}
 	}
@@ -352,40 +453,6 @@ func (d *DAG) checkConnect(hash Hash, b *Block, colourIt bool) (*blockNode, erro
 		colour(n, sp, rest, d.params.K)
 	}
 	return n, nil
-}
-
-// connect runs the contextual checks, stores the block and indexes it.
-// Called with writeMu held; it takes mu only to read, then to index.
-func (d *DAG) connect(ctx context.Context, hash Hash, b *Block) error {
-	if d.failed != nil {
-		return d.failed
-	}
-	d.mu.RLock()
-	n, err := d.checkConnect(hash, b, true)
-	var formerTips []Hash
-	if err == nil {
-		for _, p := range n.parents {
-			if _, ok := d.tips[p.hash]; ok {
-				formerTips = append(formerTips, p.hash)
-			}
-		}
-	}
-	d.mu.RUnlock()
-	if err != nil {
-		return err
-	}
-	raw := b.Encode()
-	entry := raw[:b.Header.EncodedSize():b.Header.EncodedSize()]
-	if !d.plain {
-		entry = appendGhostdag(entry, n)
-	}
-	if err := writeBlock(ctx, d.store, raw, n, entry, formerTips); err != nil {
-		return d.fail(err)
-	}
-	d.mu.Lock()
-	d.addNode(n)
-	d.mu.Unlock()
-	return nil
 }
 
 // fail records a storage failure and returns it: the store may now lag the

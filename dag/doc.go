@@ -66,8 +66,9 @@
 //
 // # Storage and concurrency
 //
-// Each accepted block is written in one atomic datastore batch and synced
-// before ProcessBlock returns, so an acknowledged block survives a crash and
+// The blocks a ProcessBlocks call accepts are written in one atomic
+// datastore batch, indexed once it is committed, and synced before the call
+// returns, so an acknowledged block survives a crash and
 // a reopened store is always a consistent DAG; Open checks that and rebuilds
 // the in-memory index (reachability included) from the stored headers and
 // GHOSTDAG data without recomputing GHOSTDAG (a store written before

@@ -10,9 +10,10 @@ import (
 	"github.com/ipfs/go-datastore/query"
 )
 
-// Storage layout in the datastore. One block is written by one atomic batch
-// (block, height entry, tip changes), so a reopened store is always a
-// consistent DAG; children are derived from parents when loading.
+// Storage layout in the datastore. The blocks of one ProcessBlocks call are
+// written by one atomic batch (each block, its height entry, the tip
+// changes), so a reopened store is always a consistent DAG; children are
+// derived from parents when loading.
 //
 //	/dag/meta/genesis           genesis hash (refuses a store of another network)
 //	/dag/blk/<hash>             the encoded block
@@ -55,14 +56,9 @@ func parseHashKey(k, prefix string) (Hash, error) {
 	return ParseHash(rest)
 }
 
-// writeBlock stores a block and its index entries in one batch, without
-// waiting for the disk (the caller syncs). entry is the height entry:
-// header and GHOSTDAG data.
-func writeBlock(ctx context.Context, store ds.Batching, raw []byte, n *blockNode, entry []byte, formerTips []Hash) error {
-	b, err := store.Batch(ctx)
-	if err != nil {
-		return err
-	}
+// putBlock puts a block and its index entries into a batch (the caller
+// commits and syncs). entry is the height entry: header and GHOSTDAG data.
+func putBlock(ctx context.Context, b ds.Batch, raw []byte, n *blockNode, entry []byte, formerTips []Hash) error {
 	if err := b.Put(ctx, blockKey(n.hash), raw); err != nil {
 		return err
 	}
@@ -74,10 +70,7 @@ func writeBlock(ctx context.Context, store ds.Batching, raw []byte, n *blockNode
 			return err
 		}
 	}
-	if err := b.Put(ctx, tipKey(n.hash), nil); err != nil {
-		return err
-	}
-	return b.Commit(ctx)
+	return b.Put(ctx, tipKey(n.hash), nil)
 }
 
 // writeLegacyGhostdag adds GHOSTDAG data to the height entries of a store
