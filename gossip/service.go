@@ -198,8 +198,9 @@ func (s *Service) pubsubOptions() []pubsub.Option {
 		pubsub.WithMaxMessageSize(maxRPCSize),
 		pubsub.WithSeenMessagesTTL(seenMessagesTTL),
 		pubsub.WithRawTracer(s.tracer),
-		// The library's own logs go through the node's logger.
-		pubsub.WithLogger(s.cfg.Logger.With("system", "pubsub")),
+		// The library's own logs go through the node's logger, from Info
+		// up: at Debug it traces every RPC.
+		pubsub.WithLogger(slog.New(atLeast{s.cfg.Logger.Handler(), slog.LevelInfo}).With("system", "pubsub")),
 	}
 }
 

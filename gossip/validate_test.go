@@ -390,3 +390,16 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 }
+
+// TestPubsubLogsFromInfo: the library's debug traces are dropped even when
+// the node logs at Debug; its warnings pass.
+func TestPubsubLogsFromInfo(t *testing.T) {
+	var buf strings.Builder
+	h := atLeast{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}), slog.LevelInfo}
+	l := slog.New(h).With("system", "pubsub")
+	l.Debug("rpc sent")
+	l.Warn("peer misbehaved")
+	if out := buf.String(); strings.Contains(out, "rpc sent") || !strings.Contains(out, "peer misbehaved") || !strings.Contains(out, "system=pubsub") {
+		t.Fatalf("log output %q", out)
+	}
+}

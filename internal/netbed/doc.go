@@ -14,6 +14,10 @@
 //	           namespace behind it (192.168.N.2/24, default route via the router)
 //	AddHost    another host on a home's LAN (192.168.N.3, .4, ...), behind the same router; hosts of
 //	           one LAN reach each other directly and see each other's multicast (mDNS)
+//	AddTUN     host namespace with the next public address whose eth0 is a TUN device, not a veth on
+//	           the bridge: the returned file carries its packets, so a program reading and writing
+//	           several such files is their network (a WAN with delay and rate per link, without
+//	           sch_netem; test/netbench does that)
 //
 // A router masquerades on its WAN, either keeping source ports (EndpointIndependent, Linux's default) or
 // with a fresh random port per flow (Symmetric), behind a stateful nftables firewall that drops (never

@@ -171,6 +171,7 @@ type Bed struct {
 	daemons    []*daemon
 	transports []*http.Transport
 	tempDirs   []string
+	files      []*os.File // AddTUN devices' files, closed at cleanup
 
 	// failAt makes the named construction step fail; tests use it to check cleanup after a partial build.
 	failAt string
@@ -402,7 +403,7 @@ func (b *Bed) cleanup() {
 	b.mu.Lock()
 	b.closed = true
 	tracked, daemons, transports := b.tracked, b.daemons, b.transports
-	namespaces, tempDirs := b.namespaces, b.tempDirs
+	namespaces, tempDirs, files := b.namespaces, b.tempDirs, b.files
 	b.mu.Unlock()
 
 	for _, tr := range transports {
@@ -433,6 +434,9 @@ func (b *Bed) cleanup() {
 		if b.t.Failed() {
 			b.t.Logf("netbed: %s log:\n%s", d.name, d.log.String())
 		}
+	}
+	for _, f := range files {
+		_ = f.Close()
 	}
 
 	if len(namespaces) > 0 {
