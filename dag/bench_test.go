@@ -12,6 +12,7 @@ import (
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 
 	"github.com/dagnode/dagnode/dag"
 	"github.com/dagnode/dagnode/dag/dagtest"
@@ -282,4 +283,52 @@ func benchImportGHOSTDAG(b *testing.B, n int) {
 	b.ReportMetric(rate(plain), "plain-blocks/s")
 	b.ReportMetric(rate(with)/rate(plain), "ratio")
 	b.ReportMetric(with.Seconds()*1e6/float64(n*b.N), "µs/block")
+}
+
+// BenchmarkGHOSTDAGPerBlock measures the cost per block of adding a wide
+// DAG (8 concurrent miners) to an in-memory store, so the figures are the
+// DAG's own work (validation, GHOSTDAG, reachability, index) without the
+// disk: µs/block over the whole DAG, and over its first and last tenth
+// (first-µs/block, last-µs/block). Flat means the cost per block does not
+// grow with the DAG.
+func BenchmarkGHOSTDAGPerBlock(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			if n > 10_000 && !benchSelects(strconv.Itoa(n)) {
+				b.Skipf("generating %d blocks is slow; run with -bench 'GHOSTDAGPerBlock/%d' to include it", n, n)
+			}
+			ctx := context.Background()
+			quiet := dag.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+			b.StopTimer()
+			blocks := wideBlocks(b, n)
+			var all, first, last time.Duration
+			tenth := n / 10
+			for range b.N {
+				d, err := dag.Open(ctx, dssync.MutexWrap(ds.NewMapDatastore()), dag.RegTestParams, quiet)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for lo := 0; lo < n; lo += importChunk {
+					start := time.Now()
+					for i, err := range d.ProcessBlocks(ctx, blocks[lo:min(lo+importChunk, n)]) {
+						if err != nil {
+							b.Fatalf("block %d: %v", lo+i, err)
+						}
+					}
+					took := time.Since(start)
+					all += took
+					switch {
+					case lo < tenth:
+						first += took
+					case lo >= n-tenth:
+						last += took
+					}
+				}
+			}
+			per := func(d time.Duration, blocks int) float64 { return d.Seconds() * 1e6 / float64(blocks*b.N) }
+			b.ReportMetric(per(all, n), "µs/block")
+			b.ReportMetric(per(first, tenth), "first-µs/block")
+			b.ReportMetric(per(last, tenth), "last-µs/block")
+		})
+	}
 }
