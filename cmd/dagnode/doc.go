@@ -14,7 +14,12 @@
 // that dies is reported on stderr. SIGINT or SIGTERM stop every node with
 // one SIGINT (they run in their own process groups, so a terminal's Ctrl-C
 // reaches devnet only), then SIGKILL after 15 s; devnet returns once all
-// have exited.
+// have exited. With --latency D (root and /dev/net/tun) each node runs in a
+// network namespace of its own (internal/netbed) behind a TUN device, devnet
+// forwards their packets with D one way between any two nodes
+// (internal/netbed/wire), and each node's RPC server and dashboard are
+// forwarded to the host's loopback; the namespaces are deleted once the
+// nodes have stopped.
 //
 // The daemon opens the DAG in its data directory (an embedded pebble store),
 // loads or creates the node identity, and mines when asked (--generate). It

@@ -17,7 +17,7 @@
 //	AddTUN     host namespace with the next public address whose eth0 is a TUN device, not a veth on
 //	           the bridge: the returned file carries its packets, so a program reading and writing
 //	           several such files is their network (a WAN with delay and rate per link, without
-//	           sch_netem; test/netbench does that)
+//	           sch_netem: package wire, which test/netbench and dagnode devnet --latency run)
 //
 // A router masquerades on its WAN, either keeping source ports (EndpointIndependent, Linux's default) or
 // with a fresh random port per flow (Symmetric), behind a stateful nftables firewall that drops (never
@@ -32,6 +32,10 @@
 // Host.DialContext, Host.Listen, Host.ListenPacket and Host.HTTPClient, which create the socket on a
 // thread that has entered the namespace (the socket stays there, so it is then used normally). Those
 // take literal IP addresses only, since name resolution would run outside the namespace.
+//
+// A program rather than a test (dagnode devnet --latency) builds a bed of TUN hosts with Open and
+// OpenTUN, which return errors instead of failing a test and need only root, iproute2 and
+// /dev/net/tun (TUNAvailable says what is missing), and tears it down with Close.
 //
 // New registers a cleanup that stops tracked processes and miniupnpd (SIGTERM, SIGKILL after 5 s) and
 // deletes every namespace of the bed, which removes its veths and bridge, also when the test fails or a

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -54,7 +55,9 @@ type tools struct {
 }
 
 var (
-	probeOnce = sync.OnceValues(probe)
+	probeOnce    = sync.OnceValues(probe)
+	probeTUNOnce = sync.OnceValues(probeTUN)
+	probeCount   atomic.Int64
 	// tagMu guards tagUsed, the bed tags taken in this process.
 	tagMu   sync.Mutex
 	tagUsed = map[string]bool{}
@@ -99,21 +102,14 @@ func findTool(name string) (string, error) {
 
 // probe checks everything a bed needs, creating and deleting one throwaway namespace.
 func probe() (tools, error) {
-	var tl tools
-	if err := platformError(); err != nil {
+	tl, err := probeNamespaces()
+	if err != nil {
 		return tl, err
-	}
-	if uid := os.Geteuid(); uid != 0 {
-		return tl, fmt.Errorf("netbed: needs root to create network namespaces (running as uid %d)", uid)
-	}
-	var err error
-	if tl.ip, err = findTool("ip"); err != nil {
-		return tl, fmt.Errorf("netbed: iproute2 missing: %w", err)
 	}
 	if tl.nft, err = findTool("nft"); err != nil {
 		return tl, fmt.Errorf("netbed: nftables missing: %w", err)
 	}
-	ns := fmt.Sprintf("nb-probe-%d", os.Getpid())
+	ns := probeName()
 	if err := runTool("", tl.ip, "netns", "add", ns); err != nil {
 		return tl, fmt.Errorf("netbed: cannot create a network namespace: %w", err)
 	}
@@ -127,8 +123,36 @@ func probe() (tools, error) {
 	if err := runTool(rules, tl.ip, "netns", "exec", ns, tl.nft, "-f", "-"); err != nil {
 		return tl, fmt.Errorf("netbed: nftables NAT unusable inside a namespace: %w", err)
 	}
+	return tl, nil
+}
+
+// probeName returns a fresh name for a probe's throwaway namespace (the probes of New and Open may
+// run at once).
+func probeName() string {
+	return fmt.Sprintf("nb-probe-%d-%d", os.Getpid(), probeCount.Add(1))
+}
+
+// probeNamespaces checks what every bed needs: Linux, root, iproute2, and that a namespace can be
+// created and entered from Go (a throwaway one, deleted again).
+func probeNamespaces() (tools, error) {
+	var tl tools
+	if err := platformError(); err != nil {
+		return tl, err
+	}
+	if uid := os.Geteuid(); uid != 0 {
+		return tl, fmt.Errorf("netbed: needs root to create network namespaces (running as uid %d)", uid)
+	}
+	var err error
+	if tl.ip, err = findTool("ip"); err != nil {
+		return tl, fmt.Errorf("netbed: iproute2 missing: %w", err)
+	}
+	ns := probeName()
+	if err := runTool("", tl.ip, "netns", "add", ns); err != nil {
+		return tl, fmt.Errorf("netbed: cannot create a network namespace: %w", err)
+	}
+	defer func() { _ = runTool("", tl.ip, "netns", "del", ns) }()
 	if err := writeSysctl(filepath.Join("/run/netns", ns), "net/ipv4/ip_forward", "1"); err != nil {
-		return tl, fmt.Errorf("netbed: cannot enter a namespace from Go (setns): %w", err)
+		return tl, fmt.Errorf("netbed: cannot enter a network namespace from Go (setns): %w", err)
 	}
 	return tl, nil
 }
@@ -150,15 +174,21 @@ func runTool(stdin, path string, args ...string) error {
 }
 
 // Bed is one test's network: an "internet" namespace holding a bridge, public hosts on it and home
-// networks behind NAT routers. Build it with New; it is torn down by the test's cleanup.
+// networks behind NAT routers. Build it with New; it is torn down by the test's cleanup. A program
+// (dagnode devnet) builds a bed of TUN hosts with Open and OpenTUN instead, and tears it down with
+// Close.
 //
-// Constructors (New, AddPublic, AddHome, ChangePublicIP) fail the test with t.Fatalf, so they must be
-// called from the test goroutine. Other methods are safe for concurrent use.
+// Constructors (New, AddPublic, AddHome, ChangePublicIP, AddTUN) fail the test with t.Fatalf, so they
+// must be called from the test goroutine, on a bed made by New. Other methods are safe for concurrent
+// use.
 type Bed struct {
-	t     testing.TB
+	t     testing.TB // nil for a bed made by Open
 	tools tools
 	tag   string // "nb-<name>-<pid>", the prefix of every namespace of this bed
-	netNS string // the internet namespace
+	netNS string // the internet namespace; "" for a bed made by Open
+
+	closeOnce sync.Once
+	closeErr  error
 
 	mu         sync.Mutex
 	closed     bool
@@ -196,13 +226,49 @@ func New(t testing.TB, name string) *Bed {
 		t.Fatalf("netbed.New: invalid bed name %q (want %s)", name, validName)
 	}
 	b := &Bed{t: t, tools: tl, tag: uniqueTag(name), names: map[string]bool{}}
-	t.Cleanup(b.cleanup)
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("netbed: cleanup: %v", err)
+		}
+		if t.Failed() {
+			b.mu.Lock()
+			daemons := b.daemons
+			b.mu.Unlock()
+			for _, d := range daemons {
+				t.Logf("netbed: %s log:\n%s", d.name, d.log.String())
+			}
+		}
+	})
 	b.netNS = b.tag + "-net"
 	if err := b.build(); err != nil {
 		t.Fatalf("netbed.New(%q): %v", name, err)
 	}
 	t.Logf("netbed: bed %s: internet %s/%d in namespace %s", name, gatewayIP, internetPrefix, b.netNS)
 	return b
+}
+
+// Open makes a bed for a program rather than a test: a bed of TUN hosts only (OpenTUN), with no
+// internet namespace, that needs what TUNAvailable checks (not nftables). Its namespaces are named as
+// New's ("nb-<name>-<pid>-tun-<host>"). The caller must Close it, also after an error of its own: Close
+// stops tracked processes and deletes the namespaces. A process killed before Close leaves them
+// behind (remove them with `ip netns del`).
+func Open(name string) (*Bed, error) {
+	tl, err := probeTUNOnce()
+	if err != nil {
+		return nil, err
+	}
+	if !validName.MatchString(name) {
+		return nil, fmt.Errorf("netbed.Open: invalid bed name %q (want %s)", name, validName)
+	}
+	return &Bed{tools: tl, tag: uniqueTag(name), names: map[string]bool{}}, nil
+}
+
+// Close tears the bed down: idle HTTP connections, tracked processes and daemons (SIGTERM, then
+// SIGKILL after 5 s), TUN files, then every namespace. It is idempotent; a bed made by New is closed by
+// its test's cleanup. The error names processes that survived SIGKILL and namespaces left behind.
+func (b *Bed) Close() error {
+	b.closeOnce.Do(func() { b.closeErr = b.teardown() })
+	return b.closeErr
 }
 
 // uniqueTag returns "nb-<name>-<pid>", with a suffix if the name is already taken in this process.
@@ -240,7 +306,8 @@ func (b *Bed) Namespaces() []string {
 	return append([]string(nil), b.namespaces...)
 }
 
-// Internet returns the name of the bed's internet namespace (the one holding the bridge).
+// Internet returns the name of the bed's internet namespace (the one holding the bridge), or "" for a
+// bed made by Open, which has none.
 func (b *Bed) Internet() string { return b.netNS }
 
 // Track makes cleanup stop cmd if it is still running then: SIGTERM, then SIGKILL after 5 s. The
@@ -398,8 +465,8 @@ type stoppable struct {
 	done   func() bool
 }
 
-// cleanup tears the bed down: idle HTTP connections, tracked processes and daemons, then namespaces.
-func (b *Bed) cleanup() {
+// teardown tears the bed down: idle HTTP connections, tracked processes and daemons, then namespaces.
+func (b *Bed) teardown() error {
 	b.mu.Lock()
 	b.closed = true
 	tracked, daemons, transports := b.tracked, b.daemons, b.transports
@@ -427,13 +494,9 @@ func (b *Bed) cleanup() {
 	for _, d := range daemons {
 		procs = append(procs, stoppable{name: d.name, signal: d.cmd.Process.Signal, done: d.exited})
 	}
+	var errs []error
 	for _, name := range stopAll(procs) {
-		b.t.Errorf("netbed: cleanup: process still running after SIGKILL: %s", name)
-	}
-	for _, d := range daemons {
-		if b.t.Failed() {
-			b.t.Logf("netbed: %s log:\n%s", d.name, d.log.String())
-		}
+		errs = append(errs, fmt.Errorf("process still running after SIGKILL: %s", name))
 	}
 	for _, f := range files {
 		_ = f.Close()
@@ -448,13 +511,14 @@ func (b *Bed) cleanup() {
 		err := runTool(strings.Join(cmds, "\n")+"\n", b.tools.ip, "-force", "-batch", "-")
 		if err != nil {
 			if left := b.leftNamespaces(namespaces); len(left) > 0 {
-				b.t.Errorf("netbed: cleanup: namespaces left behind %v: %v", left, err)
+				errs = append(errs, fmt.Errorf("namespaces left behind %v: %w", left, err))
 			}
 		}
 	}
 	for _, dir := range tempDirs {
 		_ = os.RemoveAll(dir)
 	}
+	return errors.Join(errs...)
 }
 
 // leftNamespaces returns those of names that still exist.

@@ -1,11 +1,55 @@
 package netbed
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
 )
+
+// tunPath is the TUN clone device.
+const tunPath = "/dev/net/tun"
+
+// TUNAvailable returns nil when a bed of TUN hosts (Open and OpenTUN) can be built here, otherwise an
+// error naming everything that is missing: root, iproute2, /dev/net/tun, or the kernel's support for
+// creating and entering a network namespace. It needs no nftables (Available does). The probe runs
+// once per process.
+func TUNAvailable() error {
+	_, err := probeTUNOnce()
+	return err
+}
+
+// probeTUN checks what Open needs. The cheap checks are all made and reported together, so that an
+// operator learns at once everything to fix.
+func probeTUN() (tools, error) {
+	var missing []error
+	if err := platformError(); err != nil {
+		return tools{}, err
+	}
+	if uid := os.Geteuid(); uid != 0 {
+		missing = append(missing, fmt.Errorf("netbed: needs root to create network namespaces (running as uid %d)", uid))
+	}
+	if _, err := findTool("ip"); err != nil {
+		missing = append(missing, fmt.Errorf("netbed: iproute2 missing: %w", err))
+	}
+	if _, err := os.Stat(tunPath); err != nil {
+		missing = append(missing, fmt.Errorf("netbed: no TUN device (load the tun module, or give a container --device %s): %w", tunPath, err))
+	}
+	if len(missing) > 0 {
+		return tools{}, errors.Join(missing...)
+	}
+	tl, err := probeNamespaces()
+	if err != nil {
+		return tl, err
+	}
+	f, err := os.OpenFile(tunPath, os.O_RDWR, 0)
+	if err != nil {
+		return tl, fmt.Errorf("netbed: cannot open the TUN device: %w", err)
+	}
+	f.Close()
+	return tl, nil
+}
 
 // tunDevice is the name of the TUN device AddTUN gives a host, the same as a public host's veth.
 const tunDevice = "eth0"
@@ -20,8 +64,9 @@ const tunDevice = "eth0"
 // Whoever reads and writes the files of several such hosts is their network: a test program that
 // forwards packets by destination address with a delay and a rate per link models a WAN, which this
 // way needs no sch_netem in the kernel. Pass the file to that program with exec.Cmd.ExtraFiles (the
-// device lives as long as any copy of the file is open). The bed closes its own copy at cleanup,
-// after stopping tracked processes and before deleting the namespace.
+// device lives as long as any copy of the file is open), or forward in-process (internal/netbed/wire).
+// The bed closes its own copy at cleanup, after stopping tracked processes and before deleting the
+// namespace. AddTUN is for beds made by New; see OpenTUN.
 func (b *Bed) AddTUN(name string) (*Host, *os.File) {
 	b.t.Helper()
 	h, f, err := b.addTUN(name)
@@ -30,6 +75,16 @@ func (b *Bed) AddTUN(name string) (*Host, *os.File) {
 	}
 	b.t.Logf("netbed: TUN host %s: %s in namespace %s", name, h.IP(), h.Name())
 	return h, f
+}
+
+// OpenTUN is AddTUN for a bed made by Open: it returns an error instead of failing a test, and logs
+// nothing. On an error the bed may hold part of the host; Close removes it.
+func (b *Bed) OpenTUN(name string) (*Host, *os.File, error) {
+	h, f, err := b.addTUN(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("netbed: TUN host %s: %w", name, err)
+	}
+	return h, f, nil
 }
 
 func (b *Bed) addTUN(name string) (*Host, *os.File, error) {

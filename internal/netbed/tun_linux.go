@@ -15,9 +15,9 @@ import (
 func openTUN(nsPath, name string) (*os.File, error) {
 	var f *os.File
 	err := inNetns(nsPath, func() error {
-		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		fd, err := unix.Open(tunPath, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		if err != nil {
-			return fmt.Errorf("open /dev/net/tun: %w", err)
+			return fmt.Errorf("open %s: %w", tunPath, err)
 		}
 		ifr, err := unix.NewIfreq(name)
 		if err != nil {
@@ -29,7 +29,7 @@ func openTUN(nsPath, name string) (*os.File, error) {
 			unix.Close(fd)
 			return fmt.Errorf("TUNSETIFF %s: %w", name, err)
 		}
-		f = os.NewFile(uintptr(fd), "/dev/net/tun:"+name)
+		f = os.NewFile(uintptr(fd), tunPath+":"+name)
 		return nil
 	})
 	return f, err

@@ -12,7 +12,8 @@
 //
 // internal/netbed makes one namespace per node with a TUN device as eth0
 // (netbed.AddTUN, public addresses 11.0.0.10, .11, ...). The wire program
-// (./wire) forwards packets between them: each node's access link has a
+// (./wire, which runs internal/netbed/wire in a process of its own) forwards
+// packets between them: each node's access link has a
 // one-way delay drawn from 10-30 ms (seeded, so node-to-node one-way delay is
 // 20-60 ms), plus or minus 2 ms of jitter per packet and link without
 // reordering, and a 20 Mbit/s cap in each direction. The links are modelled
