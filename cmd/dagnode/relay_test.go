@@ -62,7 +62,7 @@ func TestRelayedConnectionCarriesNoBlocks(t *testing.T) {
 	// On loopback libp2p lists no relay address (it keeps public relay
 	// addresses only), so the reservation is read from AutoRelay's metrics and
 	// the circuit address is built by hand.
-	waitUntil(t, 20*time.Second, "a relay reservation on r", func() bool {
+	waitUntil(t, time.Minute, "a relay reservation on r", func() bool {
 		return gathered(t, a, "libp2p_autorelay_reservations_opened_total") >= 1
 	})
 	circuit, err := multiaddr.NewMultiaddr(p2pAddr(r) + "/p2p-circuit")
