@@ -181,6 +181,11 @@ func (s *Service) routingWatchLoop() {
 	rt := s.kad.RoutingTable()
 	poll := time.NewTicker(routingPoll)
 	defer poll.Stop()
+	kick := func() {
+		s.log.Debug("routing table gained its first peer; advertising and looking up now", "namespace", s.namespace)
+		signal(s.advKick)
+		signal(s.rdvKick)
+	}
 	wasEmpty := true
 	for {
 		select {
@@ -189,6 +194,11 @@ func (s *Service) routingWatchLoop() {
 		case <-s.dhtPeer:
 		}
 		if rt.Size() > 0 {
+			// Already in: under load the table can take the peer before
+			// this event is read. Still the first peer, if it was empty.
+			if wasEmpty {
+				kick()
+			}
 			wasEmpty = false
 			continue
 		}
@@ -202,10 +212,7 @@ func (s *Service) routingWatchLoop() {
 			}
 			if rt.Size() > 0 {
 				wasEmpty = false
-				s.log.Debug("routing table gained its first peer; advertising and looking up now",
-					"namespace", s.namespace)
-				signal(s.advKick)
-				signal(s.rdvKick)
+				kick()
 			}
 		}
 	}
