@@ -161,6 +161,9 @@ func (s *Server) invoke(ctx context.Context, name string, rawParams json.RawMess
 	if err != nil {
 		return nil, toError(err, CodeInternal)
 	}
+	if raw, ok := res.(json.RawMessage); ok {
+		return raw, nil // already encoded by its source (getblockmetrics' snapshot), valid JSON
+	}
 	b, err := json.Marshal(res)
 	if err != nil {
 		return nil, errorf(CodeInternal, "internal error: encoding the result of %s: %v", m.name, err)
