@@ -228,25 +228,38 @@ func TestDevnetLatency(t *testing.T) {
 	// A ping between two nodes crosses four access links: at least twice
 	// the configured delay, less the jitter. Measured while both miners
 	// run, then again once they have stopped (a quieter machine).
+	// A ping that fails (a connection reset while libp2p replaces a
+	// duplicate connection is a fault of the network) is tried again, up
+	// to five times; every answer must take at least minRTT.
 	ping := func(when string) {
 		t.Helper()
-		var pings []struct {
-			PeerID   string  `json:"peerid"`
-			PingTime float64 `json:"pingtime"` // µs
-			Error    string  `json:"error"`
-		}
-		if err := nodes[0].call(&pings, "ping"); err != nil {
-			t.Fatal(err)
-		}
-		if len(pings) != 2 {
-			t.Fatalf("ping: %+v", pings)
-		}
-		for _, p := range pings {
-			rtt := time.Duration(p.PingTime * float64(time.Microsecond))
-			if p.Error != "" || rtt < minRTT {
-				t.Errorf("ping %s: %v (%s), want at least %v for %v one way", p.PeerID, rtt, p.Error, minRTT, latency)
+		answered := map[string]bool{}
+		for attempt := 0; attempt < 5 && len(answered) < 2; attempt++ {
+			var pings []struct {
+				PeerID   string  `json:"peerid"`
+				PingTime float64 `json:"pingtime"` // µs
+				Error    string  `json:"error"`
 			}
-			t.Logf("node0 ping %s %s: round trip %v (configured %v one way)", p.PeerID, when, rtt.Round(10*time.Microsecond), latency)
+			if err := nodes[0].call(&pings, "ping"); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range pings {
+				if p.Error != "" || answered[p.PeerID] {
+					if p.Error != "" {
+						t.Logf("node0 ping %s %s: %s (tried again)", p.PeerID, when, p.Error)
+					}
+					continue
+				}
+				answered[p.PeerID] = true
+				rtt := time.Duration(p.PingTime * float64(time.Microsecond))
+				if rtt < minRTT {
+					t.Errorf("ping %s: %v, want at least %v for %v one way", p.PeerID, rtt, minRTT, latency)
+				}
+				t.Logf("node0 ping %s %s: round trip %v (configured %v one way)", p.PeerID, when, rtt.Round(10*time.Microsecond), latency)
+			}
+		}
+		if len(answered) != 2 {
+			t.Fatalf("%s: %d of 2 peers answered a ping in 5 tries", when, len(answered))
 		}
 	}
 	ping("while mining")
