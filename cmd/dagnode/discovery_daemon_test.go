@@ -58,6 +58,7 @@ func startProc(t *testing.T, name string, extra ...string) *proc {
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1",
 		"--rpclisten", "127.0.0.1:0", "--nomdns", "--nonat"}, extra...)
 	p.cmd = exec.Command(os.Args[0], args...)
+	p.cmd.SysProcAttr = childAttr()
 	p.cmd.Env = append(os.Environ(), "DAGNODE_TEST_MAIN=1", "HOME="+t.TempDir())
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

@@ -160,6 +160,7 @@ type daemon struct {
 func startDaemon(t *testing.T, home string, args ...string) *daemon {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
+	cmd.SysProcAttr = childAttr()
 	cmd.Env = append(os.Environ(), "DAGNODE_TEST_MAIN=1", "HOME="+home)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
