@@ -135,15 +135,11 @@ func TestGHOSTDAGRules(t *testing.T) {
 	d := memDAG(t, p)
 	ts := p.GenesisBlock.Header.Timestamp
 	branch := func(n int) dag.Hash {
-		parent := p.GenesisHash
-		for i := range n {
-			b := dagtest.MakeBlock(p, []dag.Hash{parent}, p.PowLimitBits, ts+int64(i+1), []byte{byte(i), byte(i >> 8), byte(n)})
-			if err := d.ProcessBlock(ctx, b); err != nil {
-				t.Fatal(err)
-			}
-			parent = b.Hash()
+		tip, err := dagtest.Branch(d, n)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return parent
+		return tip
 	}
 	first := branch(1)
 	parents := []dag.Hash{p.GenesisHash, first}

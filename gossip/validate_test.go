@@ -160,15 +160,11 @@ func TestValidatorPaths(t *testing.T) {
 		d := newDAG(t, p)
 		ts := p.GenesisBlock.Header.Timestamp
 		branch := func(n int) dag.Hash {
-			parent := p.GenesisHash
-			for i := range n {
-				b := dagtest.MakeBlock(p, []dag.Hash{parent}, p.PowLimitBits, ts+int64(i+1), []byte{byte(i), byte(i >> 8), byte(n)})
-				if err := d.ProcessBlock(ctx, b); err != nil {
-					t.Fatal(err)
-				}
-				parent = b.Hash()
+			tip, err := dagtest.Branch(d, n)
+			if err != nil {
+				t.Fatal(err)
 			}
-			return parent
+			return tip
 		}
 		sorted := func(a, b dag.Hash) []dag.Hash {
 			if b.Less(a) {

@@ -194,3 +194,19 @@ func Holey(blocks []*dag.Block, p float64, rng *rand.Rand) (kept, missed []*dag.
 	}
 	return kept, missed
 }
+
+// Branch adds a chain of n blocks on the genesis of d's network, one a
+// millisecond after the genesis time, and returns its tip. Branches of
+// different lengths carry different payloads, so they share no block.
+func Branch(d *dag.DAG, n int) (dag.Hash, error) {
+	p := d.Params()
+	parent, ts := p.GenesisHash, p.GenesisBlock.Header.Timestamp
+	for i := range n {
+		b := MakeBlock(p, []dag.Hash{parent}, p.PowLimitBits, ts+int64(i+1), []byte{byte(i), byte(i >> 8), byte(n)})
+		if err := d.ProcessBlock(context.Background(), b); err != nil {
+			return dag.ZeroHash, fmt.Errorf("dagtest: branch block %d: %w", i, err)
+		}
+		parent = b.Hash()
+	}
+	return parent, nil
+}
