@@ -20,8 +20,11 @@
 //
 // # Validation
 //
-// The validator runs asynchronously (it waits on Submit), checks cheap
-// things first and maps every outcome in one function (classify):
+// The validator runs asynchronously (each validation in a goroutine of its
+// own, so one that waits delays only its own block), checks cheap things
+// first and maps every outcome in one function (classify). Submit must not
+// wait for the disk or the DAG's writer: the node checks the block against
+// the DAG and queues it for the writer.
 //
 //	message / outcome                               decision  counter    penalise
 //	sent by ourselves (Publish)                     Accept    -          -
@@ -33,7 +36,7 @@
 //	Submit: *dag.MissingParentsError (orphan)       Ignore    orphan     no
 //	Submit: dag.ErrDuplicateBlock                   Ignore    duplicate  no
 //	Submit: *dag.RuleError                          Reject    rejected   yes
-//	Submit: wraps ErrDeferred (orphan, sync mode)  Ignore    ignored    no
+//	Submit: wraps ErrDeferred (sync mode, busy)     Ignore    ignored    no
 //	Submit: any other error (local failure)         Ignore    ignored    no (Warn log)
 //
 // "Penalise" means Penalizer.Penalize(sender, the *dag.RuleError); the

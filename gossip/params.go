@@ -69,18 +69,21 @@ const (
 	validateQueueSize = 256
 
 	// maxConcurrentValidations bounds the validations in flight, for the
-	// topic and (with one topic) globally. The validator is asynchronous
-	// because it waits on Submit, which serialises every block through the
-	// sync manager; a message beyond this bound is dropped, not penalised.
-	// Each one holds at most a block and a goroutine (~10 KB), so 256 cost
-	// ~2.5 MB. The library's global default of 8192 is sized for many
+	// topic and (with one topic) globally; a message beyond this bound is
+	// dropped, not penalised. A validation takes microseconds (Submit
+	// queues the block for the DAG's writer and returns), but it may wait
+	// for the DAG's read lock (behind the writer, itself behind a long read
+	// such as serving a sync from genesis) or for the penalizer; the
+	// validator runs asynchronously so that such a wait delays only its own
+	// block. Each one holds at most a block and a goroutine (~10 KB), so 256
+	// cost ~2.5 MB. The library's global default of 8192 is sized for many
 	// topics.
 	maxConcurrentValidations = 256
 
 	// validatorTimeout bounds one validation, Submit included. Submit
-	// normally takes a few milliseconds (one fsync); a block still waiting
-	// after 5 s is ignored (not penalised) and sync fetches it later, so a
-	// stalled manager cannot pin all validation slots.
+	// normally returns in microseconds (it does not wait for the disk); a
+	// block still waiting after 5 s is ignored (not penalised) and sync
+	// fetches it later, so nothing stalled can pin all validation slots.
 	validatorTimeout = 5 * time.Second
 
 	// subscriptionBuffer is the buffer of our own subscription. The read

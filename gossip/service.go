@@ -42,8 +42,11 @@ type Config struct {
 	// may finish writing it in the background, so forwarding does not wait
 	// for the disk); otherwise it returns the dag errors (*dag.RuleError,
 	// *dag.MissingParentsError, dag.ErrDuplicateBlock), an error wrapping
-	// ErrDeferred, or others. It is called with a context bounded
-	// by the validator timeout and must honour it.
+	// ErrDeferred, or others. It must not wait for the disk or for the
+	// DAG's writer (queue the block and return; a full queue is ErrDeferred):
+	// every validation in flight holds one of maxConcurrentValidations
+	// slots. It is called with a context bounded by the validator timeout
+	// and must honour it.
 	Submit func(ctx context.Context, from peer.ID, b *dag.Block) error
 	// Penalizer, if not nil, is told about every peer that sent an invalid
 	// block.

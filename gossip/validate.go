@@ -88,9 +88,9 @@ func classify(err error) pubsub.ValidationResult {
 	return judge(err).result()
 }
 
-// validate is the topic validator. It runs asynchronously (it waits on
-// Submit), at most maxConcurrentValidations at once, each bounded by
-// validatorTimeout through ctx.
+// validate is the topic validator. It runs asynchronously, at most
+// maxConcurrentValidations at once, each bounded by validatorTimeout through
+// ctx.
 func (s *Service) validate(ctx context.Context, _ peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	from := msg.ReceivedFrom
 	if from == s.self {

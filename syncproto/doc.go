@@ -6,9 +6,13 @@
 //
 // Every block that reaches the DAG goes through the manager loop, which
 // alone calls DAG.ProcessBlock(s): Submit waits for the outcome (mined
-// blocks, orphans from gossip, blocks fetched by sync); Enqueue hands over a
-// block that dag.CheckBlock already passed, so gossip can forward it before
-// it is on disk (queued blocks are processed before any later Submit).
+// blocks, blocks fetched by sync); Enqueue hands over a block that
+// dag.CheckBlock already passed, so gossip can forward it before it is on
+// disk, and EnqueueOrphan a gossiped block whose parents are missing. Neither
+// waits, for the loop or for the disk: each has a bounded queue, and a block
+// that finds it full is dropped (ErrQueueFull, counted) for sync to bring
+// later. Checked blocks are processed before any later Submit and before any
+// queued orphan (which may be their child).
 //
 // # Orphans
 //

@@ -96,8 +96,13 @@ var ErrWrongNetwork = errors.New("syncproto: peer is on another network")
 // not kept, the session (or the next status of its sender) brings it.
 var ErrSyncing = errors.New("syncproto: in sync mode, orphan announcement dropped")
 
-// ErrClosed is returned by Submit after Close.
+// ErrClosed is returned by Submit, Enqueue and EnqueueOrphan after Close.
 var ErrClosed = errors.New("syncproto: manager closed")
+
+// ErrQueueFull is returned by Enqueue and EnqueueOrphan when the queue the
+// block would wait in is full: the block is dropped (Stats.QueueFull), and
+// sync brings it later (a child's parent fetch, or a peer's status).
+var ErrQueueFull = errors.New("syncproto: manager queue full, block dropped")
 
 // Stats are the manager's counters.
 type Stats struct {
@@ -125,17 +130,34 @@ type Stats struct {
 	// RelayedRefused counts requests refused because they came over a
 	// relayed connection.
 	RelayedRefused uint64
+	// QueueFull counts blocks Enqueue and EnqueueOrphan dropped because
+	// their queue was full.
+	QueueFull uint64
 }
 
-// queued is a checked block waiting for the loop (Enqueue).
+// queued is a block waiting for the loop (Enqueue, EnqueueOrphan).
 type queued struct {
 	from  peer.ID
 	block *dag.Block
+	// orphan: its parents were missing when gossip checked it, so gossip did
+	// not forward it. If it joins the DAG it is reported with relay set; if
+	// it breaks a rule once its parents are known, its sender is charged.
+	orphan bool
 }
 
-// enqueueQueue bounds Enqueue's queue: a burst of a few hundred gossiped
-// blocks is absorbed without blocking the validators.
-const enqueueQueue = 512
+// Queue bounds. Enqueue and EnqueueOrphan never wait (a gossip validator
+// must not wait on the disk or the loop): a full queue drops the block.
+const (
+	// enqueueQueue bounds the checked blocks waiting for the loop: a burst
+	// of a few hundred gossiped blocks (several fsyncs' worth of a wide DAG
+	// round) is absorbed.
+	enqueueQueue = 512
+	// orphanQueue bounds the orphan announcements waiting for the loop. They
+	// have their own queue, taken after the checked blocks, so that a flood
+	// of orphans never crowds out valid blocks. Each costs the loop one DAG
+	// lookup (no disk write) unless its parents came meanwhile.
+	orphanQueue = 256
+)
 
 // loopReq runs fn in the manager loop; done is closed after it ran.
 type loopReq struct {
@@ -150,9 +172,10 @@ type Manager struct {
 	log   *slog.Logger
 	proto protocol.ID
 
-	calls chan loopReq
-	queue chan queued
-	quit  chan struct{}
+	calls   chan loopReq
+	queue   chan queued // checked blocks (Enqueue)
+	orphanQ chan queued // orphan announcements (EnqueueOrphan)
+	quit    chan struct{}
 	// ctx is the parent of the manager's own requests; Close cancels it.
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -200,6 +223,7 @@ type Manager struct {
 	handshakes     atomic.Uint64
 	wrongNetwork   atomic.Uint64
 	relayedRefused atomic.Uint64
+	queueFull      atomic.Uint64
 	orphanGauge    atomic.Int64
 	orphanBytes    atomic.Int64
 	orphanEvicted  atomic.Uint64
@@ -227,6 +251,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 		proto:     ProtocolID(cfg.DAG.Params().Name),
 		calls:     make(chan loopReq),
 		queue:     make(chan queued, enqueueQueue),
+		orphanQ:   make(chan queued, orphanQueue),
 		statuses:  make(map[peer.ID]*peerState),
 		backoffs:  make(map[peer.ID]*backoff),
 		fetching:  make(map[dag.Hash]struct{}),
@@ -292,20 +317,50 @@ func (m *Manager) Submit(ctx context.Context, from peer.ID, b *dag.Block) error 
 		return ErrSyncing
 	}
 	var err error
-	if cerr := m.call(ctx, func() { err = m.process(ctx, from, b) }); cerr != nil {
+	if cerr := m.call(ctx, func() { err = m.process(ctx, from, b, false) }); cerr != nil {
 		return cerr
 	}
 	return err
 }
 
 // Enqueue hands a block that dag.CheckBlock has already accepted to the
-// manager loop without waiting for the disk, so gossip can forward it at
-// once. The queue is bounded (enqueueQueue); when it is full, Enqueue waits
-// for room rather than drop a valid block. The outcome reaches OnAccepted.
-func (m *Manager) Enqueue(from peer.ID, b *dag.Block) {
+// manager loop and returns at once, without waiting for the loop or the
+// disk, so gossip can forward the block at once; the outcome reaches
+// OnAccepted. It never blocks: when the queue (enqueueQueue) is full the
+// block is dropped and ErrQueueFull returned (gossip should then not
+// forward it: the node could not store it now). After Close it returns
+// ErrClosed.
+func (m *Manager) Enqueue(from peer.ID, b *dag.Block) error {
+	return m.enqueue(m.queue, queued{from: from, block: b})
+}
+
+// EnqueueOrphan hands a peer's block whose parents dag.CheckBlock did not
+// find to the manager loop and returns at once, as Enqueue does. The loop
+// keeps it as an orphan and fetches its parents from from, or, if they
+// arrived meanwhile, adds it and reports it to OnAccepted with relay set
+// (gossip ignored it). In sync mode it is dropped at once (ErrSyncing), as
+// Submit does. A full queue (orphanQueue) drops it: ErrQueueFull.
+func (m *Manager) EnqueueOrphan(from peer.ID, b *dag.Block) error {
+	if from != "" && m.syncing.Load() && len(m.lacking(b.Header.Parents)) > 0 {
+		m.droppedSyncing.Add(1)
+		return ErrSyncing
+	}
+	return m.enqueue(m.orphanQ, queued{from: from, block: b, orphan: true})
+}
+
+// enqueue puts q into ch unless ch is full or the manager is closed.
+func (m *Manager) enqueue(ch chan queued, q queued) error {
 	select {
-	case m.queue <- queued{from: from, block: b}:
 	case <-m.quit:
+		return ErrClosed
+	default:
+	}
+	select {
+	case ch <- q:
+		return nil
+	default:
+		m.queueFull.Add(1)
+		return ErrQueueFull
 	}
 }
 
@@ -349,6 +404,7 @@ func (m *Manager) Stats() Stats {
 		Handshakes:     m.handshakes.Load(),
 		WrongNetwork:   m.wrongNetwork.Load(),
 		RelayedRefused: m.relayedRefused.Load(),
+		QueueFull:      m.queueFull.Load(),
 		BlocksServed:   m.served.Load(),
 		DroppedSyncing: m.droppedSyncing.Load(),
 		Sessions:       m.sessions.Load(),
@@ -365,12 +421,16 @@ func (m *Manager) loop() {
 		case <-m.quit:
 			return
 		case r := <-m.calls:
-			// Blocks already checked and queued go first: a call may be a
-			// child of one of them (gossip submits orphans synchronously).
+			// Blocks already checked and queued go first: a call (a mined
+			// block, a session's batch) may be a child of one of them.
 			m.drainQueue()
 			r.fn()
 			close(r.done)
 		case q := <-m.queue:
+			m.processQueued(q)
+		case q := <-m.orphanQ:
+			// Checked blocks first: the orphan may be a child of one.
+			m.drainQueue()
 			m.processQueued(q)
 		case now := <-sweep.C:
 			m.orphans.expire(now)
@@ -379,16 +439,16 @@ func (m *Manager) loop() {
 	}
 }
 
-// process adds one block and then every orphan it completes. Only called
-// from the manager loop.
-func (m *Manager) process(ctx context.Context, from peer.ID, b *dag.Block) error {
+// process adds one block and then every orphan it completes; relay is
+// passed to OnAccepted for the block. Only called from the manager loop.
+func (m *Manager) process(ctx context.Context, from peer.ID, b *dag.Block, relay bool) error {
 	err := m.cfg.DAG.ProcessBlock(ctx, b)
 	var mp *dag.MissingParentsError
 	switch {
 	case err == nil:
 		m.accepted.Add(1)
 		hash := b.Hash()
-		m.notify(b, hash, from, false)
+		m.notify(b, hash, from, relay)
 		m.connectOrphans(ctx, hash)
 	case errors.As(err, &mp):
 		if from != "" && m.syncing.Load() {
@@ -484,7 +544,21 @@ func (m *Manager) drainQueue() {
 }
 
 func (m *Manager) processQueued(q queued) {
-	if err := m.process(m.ctx, q.from, q.block); err != nil && !errors.Is(err, dag.ErrDuplicateBlock) {
+	err := m.process(m.ctx, q.from, q.block, q.orphan)
+	var (
+		mp *dag.MissingParentsError
+		re *dag.RuleError
+	)
+	switch {
+	case err == nil, errors.Is(err, dag.ErrDuplicateBlock), errors.Is(err, ErrSyncing):
+	case q.orphan && errors.As(err, &mp):
+		// Kept as an orphan; its parents are being fetched.
+	case q.orphan && q.from != "" && errors.As(err, &re):
+		// Its parents came and it breaks a rule: as an orphan that joins
+		// and fails (connectOrphans).
+		m.cfg.Peers.Penalize(q.from, err)
+		m.log.Debug("queued orphan refused", "hash", q.block.Hash(), "peer", q.from, "err", err)
+	default:
 		m.log.Debug("queued block not added", "hash", q.block.Hash(), "peer", q.from, "err", err)
 	}
 }

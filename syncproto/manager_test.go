@@ -314,3 +314,173 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.DiscardHandler)
 }
+
+// handoffNode is a manager whose OnAccepted records the relay flag of every
+// block, and a way to keep its loop busy.
+type handoffNode struct {
+	*testNode
+	mu    sync.Mutex
+	relay map[dag.Hash]bool
+}
+
+func newHandoffNode(t *testing.T) *handoffNode {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics(),
+		libp2p.ProtocolVersion("/dagnode/regtest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dag.Open(context.Background(), dssync.MutexWrap(ds.NewMapDatastore()), dag.RegTestParams, dag.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &handoffNode{testNode: &testNode{h: h, d: d, peers: newRecPeers()}, relay: map[dag.Hash]bool{}}
+	n.m, err = New(Config{Host: h, DAG: d, Peers: n.peers, Logger: quiet,
+		OnAccepted: func(_ *dag.Block, hash dag.Hash, _ peer.ID, relay bool) {
+			n.mu.Lock()
+			n.relay[hash] = relay
+			n.mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		n.m.Close()
+		h.Close()
+	})
+	return n
+}
+
+// hold keeps the manager loop busy until the returned function is called.
+func (n *handoffNode) hold(t *testing.T) (release func()) {
+	t.Helper()
+	busy, done := make(chan struct{}), make(chan struct{})
+	go n.m.call(context.Background(), func() { close(busy); <-done })
+	<-busy
+	return sync.OnceFunc(func() { close(done) })
+}
+
+func (n *handoffNode) accepted(h dag.Hash) (relay, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	relay, ok = n.relay[h]
+	return relay, ok
+}
+
+// TestEnqueueNeverWaits: while the manager loop is busy (a long disk write),
+// Enqueue and EnqueueOrphan return at once; past their queues they drop the
+// block (ErrQueueFull, counted) instead of waiting.
+func TestEnqueueNeverWaits(t *testing.T) {
+	n := newHandoffNode(t)
+	g, err := dagtest.NewGenerator(dag.RegTestParams, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := g.Build(2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, orphan := chain[0], chain[1]
+	release := n.hold(t)
+	defer release()
+	done := make(chan error, 1)
+	go func() {
+		for i := range enqueueQueue + 1 {
+			err := n.m.Enqueue("peerX", parent)
+			if (err != nil) != (i == enqueueQueue) {
+				done <- fmt.Errorf("Enqueue %d: %v", i, err)
+				return
+			}
+		}
+		for i := range orphanQueue + 1 {
+			err := n.m.EnqueueOrphan("peerX", orphan)
+			if (err != nil) != (i == orphanQueue) {
+				done <- fmt.Errorf("EnqueueOrphan %d: %v", i, err)
+				return
+			}
+		}
+		if err := n.m.Enqueue("peerX", parent); !errors.Is(err, ErrQueueFull) {
+			done <- fmt.Errorf("Enqueue on a full queue: %v, want ErrQueueFull", err)
+			return
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Enqueue or EnqueueOrphan waited for the busy manager loop")
+	}
+	if got := n.m.Stats().QueueFull; got != 3 {
+		t.Fatalf("QueueFull %d, want 3", got)
+	}
+	release()
+	// The queued blocks are processed once the loop is free: the parent
+	// (queued first, so the orphan finds it) and its child.
+	eventually(t, "both blocks accepted", func() bool { return n.d.Count() == 3 })
+	if n.m.Stats().Orphans != 0 {
+		t.Fatal("the child was kept as an orphan although its parent was queued before it")
+	}
+}
+
+// TestEnqueuedOrphans: an orphan handed over by EnqueueOrphan is kept and
+// joins when its parent comes, reported with relay set (gossip did not
+// forward it); one whose parent is still in the checked queue is added
+// directly, also with relay; one that breaks a rule once its parent is
+// known costs its sender.
+func TestEnqueuedOrphans(t *testing.T) {
+	n := newHandoffNode(t)
+	p := dag.RegTestParams
+	g, err := dagtest.NewGenerator(p, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := g.Build(4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// chain[2] and chain[3] arrive before their ancestors.
+	for _, b := range chain[2:] {
+		if err := n.m.EnqueueOrphan("peerX", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "two orphans kept", func() bool { return n.m.Stats().Orphans == 2 })
+	// chain[0] is checked and queued while the loop is busy, chain[1] (its
+	// child, so an orphan for gossip) is queued right after it, and so is a
+	// child of chain[0] whose timestamp is before its parent's.
+	bad := dagtest.MakeBlock(p, []dag.Hash{chain[0].Hash()}, p.PowLimitBits, chain[0].Header.Timestamp-1, []byte("too old"))
+	release := n.hold(t)
+	if err := n.m.Enqueue("peerY", chain[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []*dag.Block{chain[1], bad} {
+		if err := n.m.EnqueueOrphan("peerY", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release()
+	eventually(t, "the chain accepted", func() bool { return n.d.Count() == 5 })
+	for i, b := range chain {
+		relay, ok := n.accepted(b.Hash())
+		if !ok || relay != (i > 0) {
+			t.Errorf("block %d: accepted %v, relay %v; want relay %v", i, ok, relay, i > 0)
+		}
+	}
+	eventually(t, "the sender of the bad block penalised", func() bool { return n.peers.penalized("peerY", nil) })
+	var re *dag.RuleError
+	n.peers.mu.Lock()
+	errs := n.peers.penalties["peerY"]
+	n.peers.mu.Unlock()
+	if len(errs) != 1 || !errors.As(errs[0], &re) || re.Code != dag.ErrTimeTooOld {
+		t.Fatalf("penalties of peerY: %v, want one ErrTimeTooOld", errs)
+	}
+	if n.peers.penalized("peerX", nil) {
+		t.Fatal("the sender of honest orphans penalised")
+	}
+}

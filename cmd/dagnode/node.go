@@ -136,6 +136,9 @@ type nodeOptions struct {
 	// onValidated every block that passed validation and is being forwarded.
 	onAccepted  func(hash dag.Hash)
 	onValidated func(hash dag.Hash)
+	// gossipConfig, if set, adjusts the gossip service's Config before it is
+	// built (the hop benchmark wraps the host and Submit to time each stage).
+	gossipConfig func(gossip.Config) gossip.Config
 }
 
 // newNode builds every part; it opens the store and the host, but starts no
@@ -200,14 +203,18 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 	if err != nil {
 		return nil, err
 	}
-	n.gossip, err = gossip.New(gossip.Config{
+	gcfg := gossip.Config{
 		Host:      n.host,
 		Params:    cfg.params,
 		DAG:       n.dag,
 		Submit:    n.gossipBlock,
 		Penalizer: n.tracker,
 		Logger:    log,
-	})
+	}
+	if no.gossipConfig != nil {
+		gcfg = no.gossipConfig(gcfg)
+	}
+	n.gossip, err = gossip.New(gcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -448,25 +455,27 @@ func (n *node) submitBlock(ctx context.Context, b *dag.Block) error {
 	return n.sync.Submit(ctx, "", b)
 }
 
-// gossipBlock is the gossip validator's way into the DAG. A block that
-// passes every check is accepted (and so forwarded) at once and written by
-// the sync manager in the background, also in sync mode: forwarding does
-// not wait for the disk at every hop. An orphan goes to the sync manager
-// synchronously, which keeps it and fetches its parents from the sender (in
-// sync mode it is dropped: the session brings what we lack).
-func (n *node) gossipBlock(ctx context.Context, from peer.ID, b *dag.Block) error {
+// gossipBlock is the gossip validator's way into the DAG. It never waits
+// for the sync manager or the disk: a block that passes every check is
+// queued for the sync manager, which writes it in the background, and
+// accepted (so forwarded) at once, also in sync mode; an orphan is queued
+// for the sync manager, which keeps it and fetches its parents from the
+// sender (in sync mode it is dropped: the session brings what we lack), and
+// ignored. A full queue (or a closing manager) defers the block without
+// blame: not forwarded, as the node cannot store it now; sync brings it.
+func (n *node) gossipBlock(_ context.Context, from peer.ID, b *dag.Block) error {
 	hash, err := n.dag.CheckBlock(b)
 	var mp *dag.MissingParentsError
 	switch {
 	case err == nil:
+		if err := n.sync.Enqueue(from, b); err != nil {
+			return fmt.Errorf("%w: %w", gossip.ErrDeferred, err)
+		}
 		if n.onValidated != nil {
 			n.onValidated(hash)
 		}
-		n.sync.Enqueue(from, b)
-		return nil
 	case errors.As(err, &mp):
-		err = n.sync.Submit(ctx, from, b)
-		if errors.Is(err, syncproto.ErrSyncing) {
+		if err := n.sync.EnqueueOrphan(from, b); err != nil {
 			return fmt.Errorf("%w: %w", gossip.ErrDeferred, err)
 		}
 	}
