@@ -18,6 +18,13 @@ import (
 	"github.com/dagnode/dagnode/dag/dagtest"
 )
 
+// crashAck is a block the child acknowledged; durable unless it was only
+// committed (CommitBlocks).
+type crashAck struct {
+	hash    dag.Hash
+	durable bool
+}
+
 // crashChildEnv names the store directory when the test binary runs as the
 // child of TestCrashConsistency.
 const crashChildEnv = "DAGNODE_CRASH_CHILD"
@@ -34,7 +41,10 @@ const (
 // TestCrashConsistency kills a process writing to the on-disk DAG with SIGKILL
 // at random moments, and checks after each kill that the store reopens as a
 // consistent DAG holding every block whose ProcessBlock or ProcessBlocks call
-// returned nil. Each round's child continues the DAG the previous one left.
+// returned nil. A block that CommitBlocks accepted (no sync) may be lost,
+// but only with every block committed after it, and never once a later
+// ProcessBlock(s) returned: the store keeps a prefix of its log. Each round's
+// child continues the DAG the previous one left.
 //
 // A kill loses the process, not the machine: the page cache survives, so this
 // proves that nothing acknowledged is still in the process's buffers and that
@@ -51,25 +61,42 @@ func TestCrashConsistency(t *testing.T) {
 	}
 	p := dag.RegTestParams
 	dir := t.TempDir()
-	var acked []dag.Hash // every acknowledged block, over all rounds
+	var acked []dag.Hash // every acknowledged block still stored, over all rounds
 	seen := make(map[dag.Hash]bool)
 	prevCount := 1
 	for round := range crashRounds {
 		killAfter := 50 + rand.New(rand.NewPCG(uint64(round), 0xc4a54)).IntN(551)
 		got := runCrashChild(t, dir, killAfter)
-		for _, h := range got {
-			if seen[h] {
-				t.Fatalf("round %d: block %s acknowledged twice", round, h)
+		lastDurable := -1
+		for i, a := range got {
+			if seen[a.hash] {
+				t.Fatalf("round %d: block %s acknowledged twice", round, a.hash)
 			}
-			seen[h] = true
+			seen[a.hash] = true
+			if a.durable {
+				lastDurable = i
+			}
 		}
-		acked = append(acked, got...)
 
 		ctx := context.Background()
 		d, closeStore := diskDAG(t, dir, p)
 		if err := d.Verify(ctx); err != nil {
 			closeStore()
 			t.Fatalf("round %d: after kill: %v", round, err)
+		}
+		// Committed blocks after the last durable one may be lost, as a
+		// suffix of the log.
+		lost := 0
+		for i, a := range got {
+			switch have := d.HaveBlock(a.hash); {
+			case i <= lastDurable || (have && lost == 0):
+				acked = append(acked, a.hash)
+			case have:
+				closeStore()
+				t.Fatalf("round %d: committed block %s stored after %d earlier commits were lost", round, a.hash, lost)
+			default:
+				lost++
+			}
 		}
 		for _, h := range acked {
 			if !d.HaveBlock(h) {
@@ -99,8 +126,8 @@ func TestCrashConsistency(t *testing.T) {
 				t.Errorf("none of %d acknowledged blocks has several parents: the child did not exercise merges", len(acked))
 			}
 		}
-		t.Logf("round %d: killed after %d acknowledgements (%d read in all), %d blocks stored, %d tips, height %d",
-			round, killAfter, len(got), count, len(d.Tips()), d.MaxHeight())
+		t.Logf("round %d: killed after %d acknowledgements (%d read in all, %d commits not yet synced lost), %d blocks stored, %d tips, height %d",
+			round, killAfter, len(got), lost, count, len(d.Tips()), d.MaxHeight())
 		prevCount = count
 		closeStore()
 	}
@@ -109,7 +136,7 @@ func TestCrashConsistency(t *testing.T) {
 // runCrashChild runs one child on dir, sends it SIGKILL once it has
 // acknowledged killAfter blocks, and returns every block it acknowledged,
 // including those it reported between the kill decision and its death.
-func runCrashChild(t *testing.T, dir string, killAfter int) []dag.Hash {
+func runCrashChild(t *testing.T, dir string, killAfter int) []crashAck {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashConsistency$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
@@ -159,7 +186,7 @@ func runCrashChild(t *testing.T, dir string, killAfter int) []dag.Hash {
 			fmt.Sprintf(format, args...), strings.Join(rest, "\n"), stderr.Bytes())
 	}
 
-	var got []dag.Hash
+	var got []crashAck
 	killed := false
 	timer := time.NewTimer(crashSilence)
 	defer timer.Stop()
@@ -173,11 +200,12 @@ func runCrashChild(t *testing.T, dir string, killAfter int) []dag.Hash {
 			if l.err != nil {
 				fail("reading the child's output: %v", l.err)
 			}
-			h, err := dag.ParseHash(l.text)
+			text, committed := strings.CutPrefix(l.text, "~")
+			h, err := dag.ParseHash(text)
 			if err != nil {
 				fail("after %d acknowledgements the child wrote %q, not a hash", len(got), l.text)
 			}
-			got = append(got, h)
+			got = append(got, crashAck{hash: h, durable: !committed})
 			if !killed && len(got) >= killAfter {
 				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 					fail("killing the child: %v", err)
@@ -217,10 +245,14 @@ func crashChild(t *testing.T, dir string) {
 		seq++
 		return dagtest.MakeBlock(p, parents, bits, ts, fmt.Appendf(nil, "crash child %d block %d", pid, seq))
 	}
-	ack := func(b *dag.Block) {
+	ack := func(b *dag.Block, durable bool) {
 		// One write per line: a pipe write this small is atomic, so a kill
-		// never leaves half a hash.
-		if _, err := os.Stdout.Write([]byte(b.Hash().String() + "\n")); err != nil {
+		// never leaves half a hash. A commit without a sync is marked "~".
+		line := b.Hash().String() + "\n"
+		if !durable {
+			line = "~" + line
+		}
+		if _, err := os.Stdout.Write([]byte(line)); err != nil {
 			t.Fatalf("writing acknowledgement: %v", err)
 		}
 	}
@@ -230,19 +262,26 @@ func crashChild(t *testing.T, dir string) {
 		tmpl := d.Template()
 		ts := max(time.Now().UnixMilli(), tmpl.MinTimestamp)
 		switch rng.IntN(3) {
-		case 0: // one block, one call
+		case 0: // one block, one call, committed without a sync half the time
 			b := newBlock(tmpl.Parents, tmpl.Bits, ts)
-			if err := d.ProcessBlock(ctx, b); err != nil {
+			durable := rng.IntN(2) == 0
+			var err error
+			if durable {
+				err = d.ProcessBlock(ctx, b)
+			} else {
+				err = d.CommitBlocks(ctx, []*dag.Block{b})[0]
+			}
+			if err != nil {
 				t.Fatalf("block %s: %v", b.Hash(), err)
 			}
-			ack(b)
+			ack(b, durable)
 		case 1: // siblings on one template, one call each: the next template merges them
 			for range 2 + rng.IntN(3) {
 				b := newBlock(tmpl.Parents, tmpl.Bits, ts)
 				if err := d.ProcessBlock(ctx, b); err != nil {
 					t.Fatalf("block %s: %v", b.Hash(), err)
 				}
-				ack(b)
+				ack(b, true)
 			}
 		case 2: // a batch of 2-8: siblings on the template, then a block merging them, then a chain
 			size := 2 + rng.IntN(7)
@@ -269,7 +308,7 @@ func crashChild(t *testing.T, dir string) {
 				}
 			}
 			for _, b := range batch {
-				ack(b)
+				ack(b, true)
 			}
 		}
 	}

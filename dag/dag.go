@@ -280,7 +280,33 @@ func (d *DAG) ProcessBlock(ctx context.Context, b *Block) error {
 // The accepted blocks are written in one batch and indexed together once it
 // is committed, so readers never see a block the store does not hold yet;
 // the call then moves the virtual block once and syncs once.
-func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) (errs []error) {
+func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) []error {
+	return d.processBlocks(ctx, blocks, true)
+}
+
+// CommitBlocks is ProcessBlocks without the wait for stable storage: the
+// accepted blocks are committed to the store (readers see them at once) and
+// reach the disk with the next Sync or ProcessBlocks. A crash before then,
+// of the process or the machine, may lose them, never anything before them:
+// the store keeps a prefix of its log, and what is left is a consistent DAG
+// (TestCrashConsistency). It is for blocks that peers can send again; the
+// caller bounds how long they wait for Sync.
+func (d *DAG) CommitBlocks(ctx context.Context, blocks []*Block) []error {
+	return d.processBlocks(ctx, blocks, false)
+}
+
+// Sync waits until every block committed so far is on stable storage. A
+// failure fails the DAG, as a failed write does.
+func (d *DAG) Sync(ctx context.Context) error {
+	if err := d.store.Sync(ctx, ds.RawKey("/dag")); err != nil {
+		d.writeMu.Lock()
+		defer d.writeMu.Unlock()
+		return d.fail(err)
+	}
+	return nil
+}
+
+func (d *DAG) processBlocks(ctx context.Context, blocks []*Block, durable bool) (errs []error) {
 	errs = make([]error, len(blocks))
 	hashes := make([]Hash, len(blocks))
 	now := d.now()
@@ -343,6 +369,9 @@ func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) (errs []error)
 		d.updateVirtual()
 	}
 	d.mu.Unlock()
+	if !durable {
+		return errs
+	}
 	// Wait for the disk without holding mu: readers and the miner see the
 	// new blocks meanwhile, but nobody is told they are accepted before they
 	// are durable.

@@ -14,6 +14,14 @@
 // later. Checked blocks are processed before any later Submit and before any
 // queued orphan (which may be their child).
 //
+// Blocks made here (Submit with no sender: mined, submitted over RPC) are
+// durable before Submit returns. A peer's blocks are committed to the store
+// (readable at once) and synced to stable storage together, storeSyncDelay
+// (250 ms) after the first of them, and at Close: the disk's sync stays off
+// the path a block takes across the network, and a crash costs at most that
+// much of what peers can send again (the store keeps a prefix of its log,
+// a consistent DAG).
+//
 // # Orphans
 //
 // A block with unknown parents is kept in a bounded orphan pool (MaxOrphans,

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -482,5 +483,72 @@ func TestEnqueuedOrphans(t *testing.T) {
 	}
 	if n.peers.penalized("peerX", nil) {
 		t.Fatal("the sender of honest orphans penalised")
+	}
+}
+
+// syncCounter is a real store that counts the syncs asked of it.
+type syncCounter struct {
+	ds.Batching
+	syncs atomic.Int64
+}
+
+func (s *syncCounter) Sync(ctx context.Context, prefix ds.Key) error {
+	s.syncs.Add(1)
+	return s.Batching.Sync(ctx, prefix)
+}
+
+// TestPeerBlocksSyncedTogether: a peer's blocks are committed (readable at
+// once) and reach stable storage together in one sync at most
+// storeSyncDelay later; a block made here is durable before Submit returns;
+// Close syncs what is still waiting.
+func TestPeerBlocksSyncedTogether(t *testing.T) {
+	p := dag.RegTestParams
+	pebble, err := dag.OpenPebbleStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pebble.Close() })
+	store := &syncCounter{Batching: pebble}
+	n := newTestNodeOn(t, p, store)
+	g, err := dagtest.NewGenerator(p, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := g.Build(12, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := store.syncs.Load()
+	start := time.Now()
+	for _, b := range chain[:10] {
+		if err := n.m.Enqueue("peerX", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the peer's blocks committed", func() bool { return n.d.Count() == 11 })
+	eventually(t, "the peer's blocks synced", func() bool { return store.syncs.Load() > base })
+	if took := time.Since(start); took < storeSyncDelay {
+		t.Fatalf("synced %v after the first commit, before storeSyncDelay (%v)", took, storeSyncDelay)
+	}
+	if got := store.syncs.Load() - base; got > 2 {
+		t.Fatalf("%d syncs for 10 blocks committed together, want one (two if the timer split them)", got)
+	}
+
+	base = store.syncs.Load()
+	if err := n.m.Submit(context.Background(), "", chain[10]); err != nil {
+		t.Fatal(err)
+	}
+	if store.syncs.Load() != base+1 {
+		t.Fatal("a block made here was reported before it was synced")
+	}
+
+	base = store.syncs.Load()
+	if err := n.m.Enqueue("peerX", chain[11]); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the last block committed", func() bool { return n.d.Count() == 13 })
+	n.m.Close()
+	if store.syncs.Load() != base+1 {
+		t.Fatalf("%d syncs after Close, want 1: a committed block left unsynced", store.syncs.Load()-base)
 	}
 }
