@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 )
@@ -31,6 +32,9 @@ var ErrStoreDamaged = errors.New("store is damaged")
 // later 32 KiB log block, so damage in a log's last block goes unnoticed, and
 // log files written before the upgrade carry no sync chunks.
 const storeFormat = pebble.FormatWALSyncChunks
+
+// storeCacheSize is the store's block cache.
+const storeCacheSize = 64 << 20
 
 // OpenPebbleStore opens (creating if needed) the embedded on-disk datastore
 // in dir: pebble through go-ds-pebble. Writes are not synced one by one; the
@@ -60,10 +64,23 @@ func OpenPebbleStore(dir string) (*pebbleds.Datastore, error) {
 	// (or Open drops it on failure); this drops ours, so the file lock is
 	// released exactly when the store is closed or fails to open.
 	defer lock.Close()
-	s, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(&pebble.Options{
+	opts := &pebble.Options{
 		FormatMajorVersion: storeFormat,
 		Lock:               lock,
-	}))
+	}
+	// Blocks are looked up by hash, at random: without a filter a lookup
+	// reads a data block of every table whose key range covers the hash
+	// (every table of L0, and one per level below). A Bloom filter of 10
+	// bits per key (~1% false positives) skips those that do not hold it;
+	// set on L0, it applies to every level.
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	// Serving a sync reads blocks by hash, at random. Pebble's default
+	// block cache (8 MB, sharded) kept missing a third of the lookups on a
+	// DAG of 2 MB of blocks; 64 MB holds the blocks of a 100k-block DAG
+	// (sync 10k: 0.55 -> 0.69 of the import limit). It fills only as blocks
+	// are read, so an idle node does not pay for it.
+	opts.CacheSize = storeCacheSize
+	s, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(opts))
 	if err != nil {
 		if pebble.IsCorruptionError(err) { // a cockroachdb mark: the standard errors.Is misses it
 			return nil, fmt.Errorf("dag: opening store in %s: %w: part of it that was written and synced no longer "+

@@ -28,10 +28,33 @@ const (
 	keyGenesis   = "/dag/meta/genesis"
 )
 
-func blockKey(h Hash) ds.Key { return ds.RawKey(prefixBlock + h.String()) }
-func tipKey(h Hash) ds.Key   { return ds.RawKey(prefixTip + h.String()) }
+func blockKey(h Hash) ds.Key { return ds.RawKey(hashKey(prefixBlock, h)) }
+func tipKey(h Hash) ds.Key   { return ds.RawKey(hashKey(prefixTip, h)) }
+
+// heightKey is the height entry's key. Heights are never negative (a key
+// that says otherwise does not parse).
 func heightKey(height int64, h Hash) ds.Key {
-	return ds.RawKey(fmt.Sprintf("%s%016x/%s", prefixHeight, height, h))
+	var buf [17]byte
+	for i := range 16 {
+		buf[i] = hexDigits[height>>(60-4*i)&0xf]
+	}
+	buf[16] = '/'
+	return ds.RawKey(hashKey(prefixHeight+string(buf[:]), h))
+}
+
+const hexDigits = "0123456789abcdef"
+
+// hashKey is prefix and the hash in hex, built with one allocation (keys
+// are made several times per block).
+func hashKey(prefix string, h Hash) string {
+	var sb strings.Builder
+	sb.Grow(len(prefix) + 2*HashSize)
+	sb.WriteString(prefix)
+	for _, c := range h {
+		sb.WriteByte(hexDigits[c>>4])
+		sb.WriteByte(hexDigits[c&0xf])
+	}
+	return sb.String()
 }
 
 func parseHeightKey(k string) (int64, Hash, error) {
@@ -43,6 +66,9 @@ func parseHeightKey(k string) (int64, Hash, error) {
 	height, err := strconv.ParseInt(hs, 16, 64)
 	if err != nil {
 		return 0, ZeroHash, fmt.Errorf("dag: bad height key %q: %w", k, err)
+	}
+	if height < 0 {
+		return 0, ZeroHash, fmt.Errorf("dag: bad height key %q: negative height", k)
 	}
 	h, err := ParseHash(hash)
 	return height, h, err
