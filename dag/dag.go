@@ -150,7 +150,7 @@ func (d *DAG) writeGenesis(ctx context.Context) error {
 func (d *DAG) load(ctx context.Context) error {
 	var legacy []*blockNode
 	err := queryKeys(ctx, d.store, prefixHeight, false, func(key string, value []byte) error {
-		height, hash, err := parseHeightKey(key)
+		height, hash, err := parseHeightKey(key, prefixHeight)
 		if err != nil {
 			return err
 		}
@@ -188,6 +188,9 @@ func (d *DAG) load(ctx context.Context) error {
 		if err := d.writeLegacyGhostdag(ctx, legacy); err != nil {
 			return fmt.Errorf("dag: storing GHOSTDAG data: %w", err)
 		}
+	}
+	if err := d.moveLegacyBlocks(ctx); err != nil {
+		return fmt.Errorf("dag: moving blocks into height order: %w", err)
 	}
 	if d.index[d.params.GenesisHash] == nil {
 		return errors.New("dag: store inconsistent: genesis block missing")
@@ -662,10 +665,13 @@ var ErrUnknownBlock = errors.New("dag: unknown block")
 
 // BlockBytes returns the stored encoding of a block.
 func (d *DAG) BlockBytes(ctx context.Context, h Hash) ([]byte, error) {
-	if !d.HaveBlock(h) {
+	d.mu.RLock()
+	n := d.index[h]
+	d.mu.RUnlock()
+	if n == nil {
 		return nil, fmt.Errorf("%w %s", ErrUnknownBlock, h)
 	}
-	raw, err := d.store.Get(ctx, blockKey(h))
+	raw, err := d.store.Get(ctx, blockKey(n.height, h))
 	if err != nil {
 		return nil, fmt.Errorf("dag: reading block %s: %w", h, err)
 	}

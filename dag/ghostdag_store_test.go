@@ -17,7 +17,13 @@ import (
 // heightEntries returns the store's height entries: key → value.
 func heightEntries(t *testing.T, store ds.Datastore) map[string][]byte {
 	t.Helper()
-	res, err := store.Query(context.Background(), query.Query{Prefix: "/dag/hgt/"})
+	return entries(t, store, "/dag/hgt/")
+}
+
+// entries returns every entry of the store under prefix.
+func entries(t *testing.T, store ds.Datastore, prefix string) map[string][]byte {
+	t.Helper()
+	res, err := store.Query(context.Background(), query.Query{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,5 +178,64 @@ func TestGHOSTDAGRules(t *testing.T) {
 	}
 	if tips := d.Tips(); len(tips) != 3 {
 		t.Fatalf("%d tips, want 3 (the two branches and the first block)", len(tips))
+	}
+}
+
+// TestOpenMovesBlocksIntoHeightOrder opens a store that keeps its blocks
+// under /dag/blk/<hash>, as stores did before blocks were kept in height
+// order: Open moves every block to /dag/block/<height>/<hash>, the same
+// bytes, and the DAG verifies and serves every block.
+func TestOpenMovesBlocksIntoHeightOrder(t *testing.T) {
+	ctx := context.Background()
+	store, d, _ := wideStore(t, 5000) // more than one move batch
+	moved := entries(t, store, "/dag/block/")
+	if len(moved) != d.Count() {
+		t.Fatalf("%d blocks under /dag/block/, %d in the DAG", len(moved), d.Count())
+	}
+	for k, v := range moved {
+		h := k[strings.LastIndexByte(k, '/')+1:]
+		if err := store.Put(ctx, ds.RawKey("/dag/blk/"+h), v); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Delete(ctx, ds.RawKey(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up, err := dag.Open(ctx, store, dag.RegTestParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left := entries(t, store, "/dag/blk/"); len(left) != 0 {
+		t.Fatalf("%d blocks left under /dag/blk/", len(left))
+	}
+	after := entries(t, store, "/dag/block/")
+	if len(after) != len(moved) {
+		t.Fatalf("%d blocks after the move, %d before", len(after), len(moved))
+	}
+	for k, v := range moved {
+		if string(after[k]) != string(v) {
+			t.Fatalf("block %s differs after the move", k)
+		}
+		h, err := dag.ParseHash(k[strings.LastIndexByte(k, '/')+1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw, err := up.BlockBytes(ctx, h); err != nil || string(raw) != string(v) {
+			t.Fatalf("BlockBytes(%s) after the move: %v", h, err)
+		}
+	}
+	// Verify notices a block left behind in the old layout.
+	for k, v := range after {
+		h := k[strings.LastIndexByte(k, '/')+1:]
+		if err := store.Put(ctx, ds.RawKey("/dag/blk/"+h), v); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	if err := up.Verify(ctx); err == nil || !strings.Contains(err.Error(), "layout") {
+		t.Fatalf("Verify with a block in the old layout: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package dag
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,40 +17,53 @@ import (
 // derived from parents when loading.
 //
 //	/dag/meta/genesis           genesis hash (refuses a store of another network)
-//	/dag/blk/<hash>             the encoded block
+//	/dag/block/<height>/<hash>  the encoded block, in height order: a sync
+//	                            reads blocks parents first, so its lookups
+//	                            fall on neighbouring keys (a few cached reads
+//	                            per store block, not one disk read per block)
 //	/dag/hgt/<height>/<hash>    the encoded header, then the block's GHOSTDAG
 //	                            data (ghostdag.go); height as 16 hex digits so
 //	                            keys sort by height and a load sees parents first
 //	/dag/tip/<hash>             empty: the block has no children
+//
+// Stores written before the blocks were kept in height order hold them under
+// /dag/blk/<hash>; Open moves them (moveLegacyBlocks).
 const (
-	prefixBlock  = "/dag/blk/"
-	prefixHeight = "/dag/hgt/"
-	prefixTip    = "/dag/tip/"
-	keyGenesis   = "/dag/meta/genesis"
+	prefixBlock       = "/dag/block/"
+	prefixLegacyBlock = "/dag/blk/"
+	prefixHeight      = "/dag/hgt/"
+	prefixTip         = "/dag/tip/"
+	keyGenesis        = "/dag/meta/genesis"
 )
 
-func blockKey(h Hash) ds.Key { return ds.RawKey(hashKey(prefixBlock, h)) }
-func tipKey(h Hash) ds.Key   { return ds.RawKey(hashKey(prefixTip, h)) }
+func tipKey(h Hash) ds.Key { return ds.RawKey(hashKey(prefixTip, -1, h)) }
 
-// heightKey is the height entry's key. Heights are never negative (a key
-// that says otherwise does not parse).
-func heightKey(height int64, h Hash) ds.Key {
-	var buf [17]byte
-	for i := range 16 {
-		buf[i] = hexDigits[height>>(60-4*i)&0xf]
-	}
-	buf[16] = '/'
-	return ds.RawKey(hashKey(prefixHeight+string(buf[:]), h))
-}
+// heightKey is the height entry's key, blockKey the block's. Heights are
+// never negative (a key that says otherwise does not parse).
+func heightKey(height int64, h Hash) ds.Key { return ds.RawKey(hashKey(prefixHeight, height, h)) }
+func blockKey(height int64, h Hash) ds.Key  { return ds.RawKey(hashKey(prefixBlock, height, h)) }
+
+func legacyBlockKey(h Hash) ds.Key { return ds.RawKey(hashKey(prefixLegacyBlock, -1, h)) }
 
 const hexDigits = "0123456789abcdef"
 
-// hashKey is prefix and the hash in hex, built with one allocation (keys
-// are made several times per block).
-func hashKey(prefix string, h Hash) string {
+// hashKey is prefix, then height as 16 hex digits and a slash if height is
+// not negative, then the hash in hex, built with one allocation (keys are
+// made several times per block).
+func hashKey(prefix string, height int64, h Hash) string {
+	n := len(prefix) + 2*HashSize
+	if height >= 0 {
+		n += 17
+	}
 	var sb strings.Builder
-	sb.Grow(len(prefix) + 2*HashSize)
+	sb.Grow(n)
 	sb.WriteString(prefix)
+	if height >= 0 {
+		for shift := 60; shift >= 0; shift -= 4 {
+			sb.WriteByte(hexDigits[height>>shift&0xf])
+		}
+		sb.WriteByte('/')
+	}
 	for _, c := range h {
 		sb.WriteByte(hexDigits[c>>4])
 		sb.WriteByte(hexDigits[c&0xf])
@@ -57,8 +71,10 @@ func hashKey(prefix string, h Hash) string {
 	return sb.String()
 }
 
-func parseHeightKey(k string) (int64, Hash, error) {
-	rest, ok := strings.CutPrefix(k, prefixHeight)
+// parseHeightKey parses a key made by heightKey or blockKey (prefix says
+// which).
+func parseHeightKey(k, prefix string) (int64, Hash, error) {
+	rest, ok := strings.CutPrefix(k, prefix)
 	hs, hash, ok2 := strings.Cut(rest, "/")
 	if !ok || !ok2 {
 		return 0, ZeroHash, fmt.Errorf("dag: bad height key %q", k)
@@ -85,7 +101,7 @@ func parseHashKey(k, prefix string) (Hash, error) {
 // putBlock puts a block and its index entries into a batch (the caller
 // commits and syncs). entry is the height entry: header and GHOSTDAG data.
 func putBlock(ctx context.Context, b ds.Batch, raw []byte, n *blockNode, entry []byte, formerTips []Hash) error {
-	if err := b.Put(ctx, blockKey(n.hash), raw); err != nil {
+	if err := b.Put(ctx, blockKey(n.height, n.hash), raw); err != nil {
 		return err
 	}
 	if err := b.Put(ctx, heightKey(n.height, n.hash), entry); err != nil {
@@ -121,6 +137,55 @@ func (d *DAG) writeLegacyGhostdag(ctx context.Context, nodes []*blockNode) error
 	d.log.Info("dag stored GHOSTDAG data computed for an older store", "blocks", len(nodes))
 	return d.store.Sync(ctx, ds.RawKey("/dag"))
 }
+
+// moveLegacyBlocks moves the blocks of a store written before they were
+// kept in height order from /dag/blk/<hash> to /dag/block/<height>/<hash>,
+// legacyMoveBatch at a time: each batch puts the new keys and deletes the
+// old ones atomically, so a move cut short by a crash goes on at the next
+// Open. Called from load, once the index is built.
+func (d *DAG) moveLegacyBlocks(ctx context.Context) error {
+	var hashes []Hash
+	err := queryKeys(ctx, d.store, prefixLegacyBlock, true, func(key string, _ []byte) error {
+		h, err := parseHashKey(key, prefixLegacyBlock)
+		if err != nil {
+			return err
+		}
+		if d.index[h] == nil {
+			return fmt.Errorf("block %s stored without its height entry", h)
+		}
+		hashes = append(hashes, h)
+		return nil
+	})
+	if err != nil || len(hashes) == 0 {
+		return err
+	}
+	for chunk := range slices.Chunk(hashes, legacyMoveBatch) {
+		b, err := d.store.Batch(ctx)
+		if err != nil {
+			return err
+		}
+		for _, h := range chunk {
+			raw, err := d.store.Get(ctx, legacyBlockKey(h))
+			if err != nil {
+				return err
+			}
+			if err := b.Put(ctx, blockKey(d.index[h].height, h), raw); err != nil {
+				return err
+			}
+			if err := b.Delete(ctx, legacyBlockKey(h)); err != nil {
+				return err
+			}
+		}
+		if err := b.Commit(ctx); err != nil {
+			return err
+		}
+	}
+	d.log.Info("dag moved blocks into height order", "blocks", len(hashes))
+	return d.store.Sync(ctx, ds.RawKey("/dag"))
+}
+
+// legacyMoveBatch is how many blocks moveLegacyBlocks moves per batch.
+const legacyMoveBatch = 4096
 
 // queryKeys runs a prefix query and calls fn for each entry in key order.
 func queryKeys(ctx context.Context, store ds.Datastore, prefix string, keysOnly bool, fn func(key string, value []byte) error) error {

@@ -44,18 +44,24 @@ func FuzzStoreKeys(f *testing.F) {
 }
 
 func checkKeyParsers(t *testing.T, key string) {
-	for _, k := range []string{key, prefixHeight + key} {
-		height, h, err := parseHeightKey(k)
-		if err != nil {
-			continue
-		}
-		// What was accepted means what the writer's key for it means.
-		h2, hh, err := parseHeightKey(heightKey(height, h).String())
-		if err != nil || h2 != height || hh != h {
-			t.Fatalf("height key %q: parsed (%d, %s), re-encoded as %q: (%d, %s, %v)", k, height, h, heightKey(height, h), h2, hh, err)
+	for _, prefix := range []string{prefixHeight, prefixBlock} {
+		for _, k := range []string{key, prefix + key} {
+			height, h, err := parseHeightKey(k, prefix)
+			if err != nil {
+				continue
+			}
+			// What was accepted means what the writer's key for it means.
+			again := heightKey(height, h)
+			if prefix == prefixBlock {
+				again = blockKey(height, h)
+			}
+			h2, hh, err := parseHeightKey(again.String(), prefix)
+			if err != nil || h2 != height || hh != h {
+				t.Fatalf("key %q: parsed (%d, %s), re-encoded as %q: (%d, %s, %v)", k, height, h, again, h2, hh, err)
+			}
 		}
 	}
-	for _, prefix := range []string{prefixTip, prefixBlock} {
+	for _, prefix := range []string{prefixTip, prefixLegacyBlock} {
 		for _, k := range []string{key, prefix + key} {
 			h, err := parseHashKey(k, prefix)
 			if err != nil {
@@ -69,7 +75,7 @@ func checkKeyParsers(t *testing.T, key string) {
 			case prefixTip:
 				again, err = parseHashKey(tipKey(h).String(), prefix)
 			default:
-				again, err = parseHashKey(blockKey(h).String(), prefix)
+				again, err = parseHashKey(legacyBlockKey(h).String(), prefix)
 			}
 			if err != nil || again != h {
 				t.Fatalf("hash key %q: parsed %s, re-encoded key gives %s, %v", k, h, again, err)
@@ -117,7 +123,7 @@ func checkLoad(t *testing.T, key string, value []byte) (opened bool) {
 	if err := store.Put(ctx, ds.RawKey(fullKey), value); err != nil {
 		t.Fatal(err)
 	}
-	_, h, perr := parseHeightKey(fullKey)
+	_, h, perr := parseHeightKey(fullKey, prefixHeight)
 	if perr == nil {
 		if err := store.Put(ctx, tipKey(h), nil); err != nil {
 			t.Fatal(err)

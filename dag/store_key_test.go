@@ -22,13 +22,16 @@ func TestStoreKeys(t *testing.T) {
 		if got, want := heightKey(height, h).String(), fmt.Sprintf("%s%016x/%s", prefixHeight, height, h); got != want {
 			t.Fatalf("heightKey = %q, want %q", got, want)
 		}
-		if got, want := blockKey(h).String(), prefixBlock+h.String(); got != want {
+		if got, want := blockKey(height, h).String(), fmt.Sprintf("%s%016x/%s", prefixBlock, height, h); got != want {
 			t.Fatalf("blockKey = %q, want %q", got, want)
+		}
+		if got, want := legacyBlockKey(h).String(), prefixLegacyBlock+h.String(); got != want {
+			t.Fatalf("legacyBlockKey = %q, want %q", got, want)
 		}
 		if got, want := tipKey(h).String(), prefixTip+h.String(); got != want {
 			t.Fatalf("tipKey = %q, want %q", got, want)
 		}
-		gotHeight, gotHash, err := parseHeightKey(heightKey(height, h).String())
+		gotHeight, gotHash, err := parseHeightKey(heightKey(height, h).String(), prefixHeight)
 		if err != nil || gotHeight != height || gotHash != h {
 			t.Fatalf("parseHeightKey(heightKey(%d, %s)) = %d, %s, %v", height, h, gotHeight, gotHash, err)
 		}

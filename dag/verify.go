@@ -24,11 +24,13 @@ func (d *DAG) Verify(ctx context.Context) error {
 
 	blocks := make(map[Hash]*Header)
 	headers := make(map[Hash][]byte)
+	blockHeights := make(map[Hash]int64)
 	err := queryKeys(ctx, d.store, prefixBlock, false, func(key string, value []byte) error {
-		h, err := parseHashKey(key, prefixBlock)
+		height, h, err := parseHeightKey(key, prefixBlock)
 		if err != nil {
 			return err
 		}
+		blockHeights[h] = height
 		b, err := DecodeBlock(value)
 		if err != nil {
 			return fmt.Errorf("block %s: %w", h, err)
@@ -46,7 +48,7 @@ func (d *DAG) Verify(ctx context.Context) error {
 	heights := make(map[Hash]int64)
 	ghostdag := make(map[Hash][]byte)
 	err = queryKeys(ctx, d.store, prefixHeight, false, func(key string, value []byte) error {
-		height, h, err := parseHeightKey(key)
+		height, h, err := parseHeightKey(key, prefixHeight)
 		if err != nil {
 			return err
 		}
@@ -81,10 +83,20 @@ func (d *DAG) Verify(ctx context.Context) error {
 		if height != want {
 			return fmt.Errorf("dag verify: block %s at height %d, want %d", h, height, want)
 		}
+		if blockHeights[h] != height {
+			return fmt.Errorf("dag verify: block %s stored under height %d, its height entry says %d", h, blockHeights[h], height)
+		}
 		n := d.index[h]
 		if n == nil || n.height != height {
 			return fmt.Errorf("dag verify: block %s stored but not indexed at height %d", h, height)
 		}
+	}
+	legacy := 0
+	if err := queryKeys(ctx, d.store, prefixLegacyBlock, true, func(string, []byte) error { legacy++; return nil }); err != nil {
+		return fmt.Errorf("dag verify: %w", err)
+	}
+	if legacy > 0 {
+		return fmt.Errorf("dag verify: %d blocks left under the layout before height order", legacy)
 	}
 	if len(blocks) != len(d.index) {
 		return fmt.Errorf("dag verify: %d blocks stored, %d indexed", len(blocks), len(d.index))
