@@ -67,10 +67,23 @@ func (d *DAG) Locator() []Hash {
 // The walk goes down from our tips, by height, and stops at the past of
 // have: it costs the blocks listed plus the blocks in the past of have
 // above the lowest listed block, never the whole DAG for a peer that is
-// nearly level with us.
+// nearly level with us. It holds the DAG's lock only to read the tips and
+// find have: a block's parents never change, so the walk itself (the whole
+// DAG, for a peer syncing from the genesis) never holds up the writer.
 func (d *DAG) NotInPast(have []Hash, limit int) (blocks []HashHeight, more bool) {
 	d.mu.RLock()
-	defer d.mu.RUnlock()
+	genesis := d.index[d.params.GenesisHash]
+	known := make([]*blockNode, 0, len(have))
+	for _, h := range have {
+		if n := d.index[h]; n != nil {
+			known = append(known, n)
+		}
+	}
+	tips := make([]*blockNode, 0, len(d.tips))
+	for _, n := range d.tips {
+		tips = append(tips, n)
+	}
+	d.mu.RUnlock()
 	const (
 		outside = 1 // reached from our tips, not (yet) known to be in the past of have
 		inPast  = 2 // in the past of have
@@ -94,13 +107,11 @@ func (d *DAG) NotInPast(have []Hash, limit int) (blocks []HashHeight, more bool)
 		}
 		mark[n] = m
 	}
-	push(d.index[d.params.GenesisHash], inPast)
-	for _, h := range have {
-		if n := d.index[h]; n != nil {
-			push(n, inPast)
-		}
+	push(genesis, inPast)
+	for _, n := range known {
+		push(n, inPast)
 	}
-	for _, n := range d.tips {
+	for _, n := range tips {
 		push(n, outside)
 	}
 	var found []*blockNode

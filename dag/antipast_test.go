@@ -2,6 +2,7 @@ package dag_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -163,4 +164,66 @@ func BenchmarkNotInPast(b *testing.B) {
 			g.DAG.NotInPast(loc, 100_000)
 		}
 	})
+}
+
+// TestNotInPastBesideTheWriter walks the whole DAG (a peer syncing from the
+// genesis) again and again while blocks are added: every answer is closed
+// under parents and holds every block the DAG held when it began (under
+// -race: the walk reads nothing the writer changes).
+func TestNotInPastBesideTheWriter(t *testing.T) {
+	g, err := dagtest.NewGenerator(dag.RegTestParams, 17)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := g.Wide(3000, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := memDAG(t, dag.RegTestParams)
+	process(t, d, blocks[:1500])
+	done := make(chan struct{})
+	walks := make(chan error, 1)
+	n := 0 // walks; read after walks delivers
+	go func() {
+		for {
+			select {
+			case <-done:
+				walks <- nil
+				return
+			default:
+			}
+			before := d.Count()
+			list, more := d.NotInPast(nil, 1<<20)
+			n++
+			listed := map[dag.Hash]bool{dag.RegTestParams.GenesisHash: true}
+			for _, hh := range list {
+				info, ok := d.BlockInfo(hh.Hash)
+				if !ok {
+					walks <- fmt.Errorf("listed %s, which the DAG does not hold", hh.Hash)
+					return
+				}
+				for _, p := range info.Parents {
+					if !listed[p] {
+						walks <- fmt.Errorf("listed %s before its parent %s", hh.Hash, p)
+						return
+					}
+				}
+				listed[hh.Hash] = true
+			}
+			if more || len(list)+1 < before {
+				walks <- fmt.Errorf("listed %d blocks (more %v) of the %d held when the walk began", len(list), more, before-1)
+				return
+			}
+		}
+	}()
+	for _, b := range blocks[1500:] {
+		if err := d.ProcessBlock(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	if err := <-walks; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d walks beside the writer", n)
 }
