@@ -291,19 +291,37 @@ func (p *proc) dumpLog(tb testing.TB, lines int) {
 	tb.Logf("%s: last %d log lines:\n%s", p.name, min(lines, len(all)), strings.Join(all[max(0, len(all)-lines):], "\n"))
 }
 
-// rss returns the process's resident memory (VmRSS) in bytes.
-func (p *proc) rss() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+// memory is a process's memory, in bytes: resident (VmRSS: its anonymous
+// memory plus every resident page of the files it maps, its executable
+// above all, shared by all processes running it), proportional (PSS: each
+// shared page divided among the processes that map it, the kernel's measure
+// of what a process costs when several run the same binary), and anonymous
+// (heap, stacks: its own).
+type memory struct{ rss, pss, anon int64 }
+
+// memory reads the process's memory from /proc/<pid>/smaps_rollup.
+func (p *proc) memory() (memory, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p.cmd.Process.Pid))
 	if err != nil {
-		return 0, err
+		return memory{}, err
 	}
+	var m memory
+	fields := map[string]*int64{"Rss:": &m.rss, "Pss:": &m.pss, "Anonymous:": &m.anon}
 	for line := range strings.Lines(string(b)) {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10, err
+		f := strings.Fields(line)
+		if len(f) < 2 || fields[f[0]] == nil {
+			continue
 		}
+		kb, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return memory{}, fmt.Errorf("%s: smaps_rollup %q: %w", p.name, line, err)
+		}
+		*fields[f[0]] = kb << 10
 	}
-	return 0, fmt.Errorf("%s: no VmRSS", p.name)
+	if m.rss == 0 {
+		return memory{}, fmt.Errorf("%s: no Rss in smaps_rollup", p.name)
+	}
+	return m, nil
 }
 
 // cpu returns the CPU time (user and system) the process has used so far.

@@ -86,5 +86,8 @@ func BenchmarkNetBench(b *testing.B) {
 		b.ReportMetric(bare.rxPerBlock, "bare-rx-B/block/node")
 		b.ReportMetric(dn.rssMean, "RSS-MiB")
 		b.ReportMetric(bare.rssMean, "bare-RSS-MiB")
+		b.ReportMetric(dn.pssMean, "PSS-MiB")
+		b.ReportMetric(bare.pssMean, "bare-PSS-MiB")
+		b.ReportMetric(dn.pssMean/bare.pssMean, "PSS-ratio")
 	}
 }

@@ -38,7 +38,7 @@ type result struct {
 	fellBack int             // origins timed by their publisher's call, not its log
 	window   time.Duration   // first block to last arrival (and counters read)
 	rx, tx   []uint64        // per node, bytes over the window
-	rss      []int64         // per process, at the end of the window
+	mem      []memory        // per process, at the end of the window
 	cpu      []time.Duration // per process, over the window
 
 	degree, degreeAfter float64 // mean connections per node at the start and the end
@@ -81,7 +81,7 @@ func (r *result) finish(nw *network, arr *arrivals, ids []string, origins []int,
 	}
 	r.load[1] = loadavg()
 	for i, p := range r.procs {
-		v, err := p.rss()
+		v, err := p.memory()
 		if err != nil {
 			tb.Fatalf("%s: %v", p.name, err)
 		}
@@ -89,7 +89,7 @@ func (r *result) finish(nw *network, arr *arrivals, ids []string, origins []int,
 		if err != nil {
 			tb.Fatalf("%s: %v", p.name, err)
 		}
-		r.rss, r.cpu = append(r.rss, v), append(r.cpu, c-r.cpuBefore[i])
+		r.mem, r.cpu = append(r.mem, v), append(r.cpu, c-r.cpuBefore[i])
 	}
 	r.delays, r.fellBack = arr.delays(ids, origins, fallback)
 	r.quiet(nw, after, time.Now(), quietWindow)
@@ -109,6 +109,7 @@ type figures struct {
 	rxPerBlock        float64 // mean over nodes, bytes received per block
 	netRxPerBlock     float64 // the same less the quiet window's rate
 	rssMean, rssMax   float64 // MiB
+	pssMean, anonMean float64 // MiB
 	cpuPerBlock       float64 // ms of CPU per block per process, mean
 	cpuShare          float64 // CPU used by all processes over the window / wall time (cores)
 	quietRxPerNodeSec float64
@@ -132,10 +133,13 @@ func (r *result) figures() figures {
 	}
 	f.cpuPerBlock = ms(cpu) / float64(r.blocks) / float64(len(r.cpu))
 	f.cpuShare = cpu.Seconds() / r.window.Seconds()
-	for _, v := range r.rss {
-		mib := float64(v) / (1 << 20)
-		f.rssMean += mib / float64(len(r.rss))
-		f.rssMax = max(f.rssMax, mib)
+	n = float64(len(r.mem))
+	for _, v := range r.mem {
+		mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+		f.rssMean += mib(v.rss) / n
+		f.rssMax = max(f.rssMax, mib(v.rss))
+		f.pssMean += mib(v.pss) / n
+		f.anonMean += mib(v.anon) / n
 	}
 	return f
 }
@@ -166,6 +170,8 @@ func report(tb testing.TB, dn, bare *result, size int) (figures, figures) {
 	row("background bytes/s/node", fd.quietRxPerNodeSec, fb.quietRxPerNodeSec, "%.0f")
 	row("RSS per process, mean (MiB)", fd.rssMean, fb.rssMean, "%.1f")
 	row("RSS per process, max (MiB)", fd.rssMax, fb.rssMax, "%.1f")
+	row("PSS per process, mean (MiB)", fd.pssMean, fb.pssMean, "%.1f")
+	row("  of it anonymous (MiB)", fd.anonMean, fb.anonMean, "%.1f")
 	row("CPU per block per process (ms)", fd.cpuPerBlock, fb.cpuPerBlock, "%.2f")
 	row("CPU of all processes (cores)", fd.cpuShare, fb.cpuShare, "%.2f")
 	row("connections per node, start", dn.degree, bare.degree, "%.1f")
