@@ -66,6 +66,13 @@ var benches = []bench{
 	{pkg: "./cmd/dagnode/", pattern: "^BenchmarkPropagation$/^50$", benchtime: "1x", timeout: "20m", rows: []row{
 		{name: "propagation p50, 50 nodes in-process", sub: "BenchmarkPropagation/50", figure: "disk-p50-ms", baseline: "bare-p50-ms", ratio: "disk-p50-ratio", goal: "≤ 1.25"},
 		{name: "propagation p99, 50 nodes in-process", sub: "BenchmarkPropagation/50", figure: "disk-p99-ms", baseline: "bare-p99-ms", ratio: "disk-p99-ratio", goal: "≤ 1.25"}}},
+	// Root only (network namespaces); elsewhere it skips and its rows say
+	// "not reported".
+	{pkg: "./test/netbench/", pattern: "^BenchmarkNetBench$", benchtime: "1x", timeout: "20m", rows: []row{
+		{name: "arrival p50, 50 dagnode processes over 20-60 ms paths vs bare GossipSub processes", sub: "BenchmarkNetBench", figure: "p50-ms", baseline: "bare-p50-ms", ratio: "p50-ratio", goal: "≤ 1.1"},
+		{name: "arrival p99, 50 processes over latency", sub: "BenchmarkNetBench", figure: "p99-ms", baseline: "bare-p99-ms", ratio: "p99-ratio", goal: "≤ 1.1"},
+		{name: "memory per process (PSS), 50 processes", sub: "BenchmarkNetBench", figure: "PSS-MiB", baseline: "bare-PSS-MiB", ratio: "PSS-ratio", goal: "≤ 1.5"},
+		{name: "memory per process (RSS, the binary's shared pages included), 50 processes", sub: "BenchmarkNetBench", figure: "RSS-MiB", baseline: "bare-RSS-MiB", ratio: "RSS-ratio", goal: "≤ 1.5"}}},
 }
 
 func main() {

@@ -89,5 +89,6 @@ func BenchmarkNetBench(b *testing.B) {
 		b.ReportMetric(dn.pssMean, "PSS-MiB")
 		b.ReportMetric(bare.pssMean, "bare-PSS-MiB")
 		b.ReportMetric(dn.pssMean/bare.pssMean, "PSS-ratio")
+		b.ReportMetric(dn.rssMean/bare.rssMean, "RSS-ratio")
 	}
 }
