@@ -68,13 +68,19 @@
 //
 // The blocks a ProcessBlocks call accepts are written in one atomic
 // datastore batch, indexed once it is committed, and synced before the call
-// returns, so an acknowledged block survives a crash and
-// a reopened store is always a consistent DAG; Open checks that and rebuilds
-// the in-memory index (reachability included) from the stored headers and
-// GHOSTDAG data without recomputing GHOSTDAG (a store written before
-// GHOSTDAG is upgraded once), and Verify checks everything, GHOSTDAG and
-// reachability against a recomputation. ProcessBlocks imports many blocks with one sync. A DAG is
-// safe for concurrent use: reads share a RWMutex, writes take it exclusively.
+// returns, so an acknowledged block survives a crash and a reopened store is
+// always a consistent DAG. CommitBlocks is the same without the sync: its
+// blocks reach the disk with the next Sync or ProcessBlocks, and a crash
+// before then may lose them, only as the tail of the log (for blocks peers
+// can send again). Blocks are stored in height order, so reading them
+// parents first (serving a sync) reads neighbouring keys. Open checks the
+// store and rebuilds the in-memory index (reachability included) from the
+// stored headers and GHOSTDAG data without recomputing GHOSTDAG (older
+// stores are upgraded once: GHOSTDAG data, blocks moved into height order),
+// and Verify checks everything, GHOSTDAG and reachability against a
+// recomputation. A DAG is safe for concurrent use: reads share a RWMutex,
+// writes take it exclusively and only to update the index; NotInPast walks
+// the whole DAG without it (parents never change).
 // In the node the sync manager is the only writer. OpenPebbleStore refuses a
 // store another process holds (ErrStoreLocked) and one whose write-ahead log
 // no longer reads back where it had been synced (ErrStoreDamaged), rather

@@ -185,10 +185,11 @@ type Manager struct {
 	log   *slog.Logger
 	proto protocol.ID
 
-	// unsynced: blocks committed without a sync since the last one;
-	// syncTimer fires storeSyncDelay after the first of them. Loop only.
-	unsynced  bool
-	syncTimer *time.Timer
+	// unsynced: blocks committed without a sync since the last one (set by
+	// the loop after a commit, cleared by whoever syncs next); committed
+	// wakes storeSyncer.
+	unsynced  atomic.Bool
+	committed chan struct{}
 
 	calls   chan loopReq
 	queue   chan queued // checked blocks (Enqueue)
@@ -270,6 +271,7 @@ func New(cfg Config, opts ...Option) (*Manager, error) {
 		calls:     make(chan loopReq),
 		queue:     make(chan queued, enqueueQueue),
 		orphanQ:   make(chan queued, orphanQueue),
+		committed: make(chan struct{}, 1),
 		statuses:  make(map[peer.ID]*peerState),
 		backoffs:  make(map[peer.ID]*backoff),
 		fetching:  make(map[dag.Hash]struct{}),
@@ -295,6 +297,7 @@ func (m *Manager) Start() error {
 	m.sub = sub
 	m.cfg.Host.SetStreamHandler(m.proto, m.handleStream)
 	m.wg.Go(m.loop)
+	m.wg.Go(m.storeSyncer)
 	m.wg.Go(m.watchPeers)
 	m.wg.Go(m.syncLoop)
 	for range orphanFetchers {
@@ -316,6 +319,7 @@ func (m *Manager) Close() error {
 			m.sub.Close()
 		}
 		m.wg.Wait()
+		m.syncStore(context.Background()) // nothing commits any more
 	})
 	return nil
 }
@@ -435,16 +439,10 @@ func (m *Manager) Stats() Stats {
 func (m *Manager) loop() {
 	sweep := time.NewTicker(orphanSweepInterval)
 	defer sweep.Stop()
-	m.syncTimer = time.NewTimer(storeSyncDelay)
-	m.syncTimer.Stop()
-	defer m.syncTimer.Stop()
 	for {
 		select {
 		case <-m.quit:
-			m.syncStore(context.Background())
 			return
-		case <-m.syncTimer.C:
-			m.syncStore(m.ctx)
 		case r := <-m.calls:
 			// Blocks already checked and queued go first: a call (a mined
 			// block, a session's batch) may be a child of one of them.
@@ -465,35 +463,60 @@ func (m *Manager) loop() {
 }
 
 // add adds blocks that came from from (empty: made here) to the DAG. Blocks
-// made here are durable when it returns; a peer's are committed and synced
-// within storeSyncDelay (syncStore). Only called from the manager loop.
+// made here are durable when it returns; a peer's are committed, and
+// storeSyncer syncs them within storeSyncDelay. Only called from the manager
+// loop, the only committer.
 func (m *Manager) add(ctx context.Context, from peer.ID, blocks []*dag.Block) []error {
 	if from == "" {
 		errs := m.cfg.DAG.ProcessBlocks(ctx, blocks)
-		m.unsynced = false // its sync covered every earlier commit
+		m.unsynced.Store(false) // its sync covered every earlier commit
 		return errs
 	}
 	errs := m.cfg.DAG.CommitBlocks(ctx, blocks)
-	if !m.unsynced {
-		m.unsynced = true
-		m.syncTimer.Reset(storeSyncDelay)
+	m.unsynced.Store(true)
+	select {
+	case m.committed <- struct{}{}:
+	default: // storeSyncer already has a sync coming
 	}
 	return errs
 }
 
+// storeSyncer syncs the store storeSyncDelay after a peer's block was
+// committed, for every block committed by then, so that neither the loop
+// nor gossip waits for the disk for a peer's block. Close syncs what is
+// left once the loop has stopped.
+func (m *Manager) storeSyncer() {
+	t := time.NewTimer(storeSyncDelay)
+	t.Stop()
+	defer t.Stop()
+	for {
+		select {
+		case <-m.quit:
+			return
+		case <-m.committed:
+		}
+		t.Reset(storeSyncDelay)
+		select {
+		case <-m.quit:
+			return
+		case <-t.C:
+		}
+		m.syncStore(m.ctx)
+	}
+}
+
 // syncStore waits for the blocks committed since the last sync to reach
-// stable storage. Only called from the manager loop.
+// stable storage.
 func (m *Manager) syncStore(ctx context.Context) {
-	if !m.unsynced {
+	if !m.unsynced.Swap(false) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := m.cfg.DAG.Sync(ctx); err != nil {
+		m.unsynced.Store(true)
 		m.log.Error("store sync failed", "err", err)
-		return
 	}
-	m.unsynced = false
 }
 
 // process adds one block and then every orphan it completes; relay is
