@@ -26,7 +26,7 @@ type blockNode struct {
 	height    int64
 	timestamp int64
 	bits      uint32
-	work      *big.Int // Work(bits)
+	work      *big.Int // Work(bits), shared: never changed
 
 	// GHOSTDAG data (ghostdag.go).
 	selectedParent *blockNode
@@ -219,7 +219,7 @@ func (d *DAG) load(ctx context.Context) error {
 // newNode builds an index node, without its GHOSTDAG data, for a header
 // whose parents are indexed.
 func newNode(hash Hash, h *Header, parents []*blockNode) *blockNode {
-	n := &blockNode{hash: hash, parents: parents, timestamp: h.Timestamp, bits: h.Bits, work: Work(h.Bits)}
+	n := &blockNode{hash: hash, parents: parents, timestamp: h.Timestamp, bits: h.Bits, work: sharedWork(h.Bits)}
 	if len(parents) > 0 {
 		n.height = maxHeight(parents) + 1
 	}

@@ -75,7 +75,7 @@ func (w *window) take(n *blockNode) bool {
 	if w.count == 0 || n.timestamp > w.latest {
 		w.latest = n.timestamp
 	}
-	w.sum.Add(&w.sum, CompactToBig(n.bits))
+	w.sum.Add(&w.sum, sharedTarget(n.bits))
 	w.count++
 	return w.count < w.size
 }

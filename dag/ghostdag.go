@@ -81,6 +81,9 @@ var errMergeSetTooBig = errors.New("merge set too big")
 // errMergeSetTooBig once the set, with sp, would exceed limit. Called with
 // the lock held; every parent must be indexed.
 func mergeSet(sp *blockNode, parents []*blockNode, limit int) ([]*blockNode, error) {
+	if len(parents) == 1 { // a chain block: the merge set is sp alone
+		return nil, nil
+	}
 	out := make([]*blockNode, 0, 2*len(parents))
 	var seen nodeSet
 	seen.list = seen.small[:0]

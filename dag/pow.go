@@ -2,6 +2,7 @@ package dag
 
 import (
 	"math/big"
+	"sync/atomic"
 )
 
 // CompactToBig converts a compact difficulty ("bits", as in Bitcoin) to the
@@ -69,7 +70,7 @@ func targetHash(t *big.Int) Hash {
 // fast comparison with hashes. ok is false when bits are negative, zero or
 // overflow 256 bits.
 func TargetFromBits(bits uint32) (target Hash, ok bool) {
-	t := CompactToBig(bits)
+	t := sharedTarget(bits)
 	if t.Sign() <= 0 || t.BitLen() > 256 {
 		return ZeroHash, false
 	}
@@ -89,8 +90,46 @@ func MeetsTarget(hash, target *Hash) bool {
 var oneLsh256 = new(big.Int).Lsh(big.NewInt(1), 256)
 
 // Work returns the expected number of hashes needed to meet the target of
-// bits: 2^256 / (target + 1). It is zero for invalid bits.
-func Work(bits uint32) *big.Int {
+// bits: 2^256 / (target + 1). It is zero for invalid bits. The result is
+// the caller's to change.
+func Work(bits uint32) *big.Int { return new(big.Int).Set(sharedWork(bits)) }
+
+// bitsCache holds values recently computed from compact bits, direct-mapped
+// by bits: the blocks of a DAG share a few difficulties, and the targets and
+// work of each block (and of its difficulty window, up to 128 blocks) were
+// a division or a shift, and allocations, per use. Fixed size, so bits
+// chosen by peers cannot grow it. The values are shared and never changed.
+type bitsCache struct {
+	slots   [64]atomic.Pointer[bitsEntry]
+	compute func(bits uint32) *big.Int
+}
+
+type bitsEntry struct {
+	bits  uint32
+	value *big.Int
+}
+
+func (c *bitsCache) get(bits uint32) *big.Int {
+	slot := &c.slots[(bits^bits>>11^bits>>24)%uint32(len(c.slots))]
+	if e := slot.Load(); e != nil && e.bits == bits {
+		return e.value
+	}
+	v := c.compute(bits)
+	slot.Store(&bitsEntry{bits: bits, value: v})
+	return v
+}
+
+var (
+	works   = bitsCache{compute: computeWork}
+	targets = bitsCache{compute: CompactToBig}
+)
+
+// sharedWork is Work and sharedTarget CompactToBig for the DAG's own
+// read-only use: the values are shared and must not be changed.
+func sharedWork(bits uint32) *big.Int   { return works.get(bits) }
+func sharedTarget(bits uint32) *big.Int { return targets.get(bits) }
+
+func computeWork(bits uint32) *big.Int {
 	t := CompactToBig(bits)
 	if t.Sign() <= 0 {
 		return new(big.Int)

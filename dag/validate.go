@@ -40,7 +40,7 @@ func CheckSanity(b *Block, p *Params, now time.Time) (Hash, error) {
 	if bh := b.Body.Hash(); bh != h.BodyHash {
 		return ZeroHash, ruleError(ErrBadBodyHash, "header commits to body %s, body hashes to %s", h.BodyHash, bh)
 	}
-	target := CompactToBig(h.Bits)
+	target := sharedTarget(h.Bits)
 	if target.Sign() <= 0 || target.Cmp(p.PowLimit) > 0 {
 		return ZeroHash, ruleError(ErrBadTarget, "target of bits %#08x is outside (0, pow limit]", h.Bits)
 	}
