@@ -53,7 +53,13 @@ const procTailLines = 200
 // given extra flags and waits until its RPC server listens.
 func startProc(t *testing.T, name string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, datadir: filepath.Join(t.TempDir(), name), done: make(chan struct{})}
+	return startProcIn(t, name, filepath.Join(t.TempDir(), name), extra...)
+}
+
+// startProcIn is startProc on the data directory datadir (a restart).
+func startProcIn(t *testing.T, name, datadir string, extra ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, datadir: datadir, done: make(chan struct{})}
 	args := append([]string{"--network", "regtest", "--datadir", p.datadir,
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1",
 		"--rpclisten", "127.0.0.1:0", "--nomdns", "--nonat"}, extra...)
