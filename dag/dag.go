@@ -284,7 +284,7 @@ func (d *DAG) ProcessBlock(ctx context.Context, b *Block) error {
 // is committed, so readers never see a block the store does not hold yet;
 // the call then moves the virtual block once and syncs once.
 func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) []error {
-	return d.processBlocks(ctx, blocks, true)
+	return d.processBlocks(ctx, d.checkAll(blocks), true)
 }
 
 // CommitBlocks is ProcessBlocks without the wait for stable storage: the
@@ -295,7 +295,55 @@ func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) []error {
 // (TestCrashConsistency). It is for blocks that peers can send again; the
 // caller bounds how long they wait for Sync.
 func (d *DAG) CommitBlocks(ctx context.Context, blocks []*Block) []error {
+	return d.processBlocks(ctx, d.checkAll(blocks), false)
+}
+
+// Checked is a block that passed CheckSanity (Check), with its hash and its
+// encoding: CommitChecked takes it without checking or encoding it again.
+type Checked struct {
+	block *Block
+	hash  Hash
+	raw   []byte // the block's encoding; nil: encode when stored
+	err   error  // CheckSanity's verdict (checkAll only)
+}
+
+// Block returns the block. The caller must not change it.
+func (c Checked) Block() *Block { return c.block }
+
+// Hash returns the block's hash.
+func (c Checked) Hash() Hash { return c.hash }
+
+// Check decodes a block and runs CheckSanity on it, outside any lock: the
+// part of adding a block that needs no other block, so that a caller with
+// blocks from the network can do it beside the writer. raw is kept (as the
+// block's stored encoding) and must not be changed afterwards.
+func (d *DAG) Check(raw []byte) (Checked, error) {
+	b, err := DecodeBlock(raw)
+	if err != nil {
+		return Checked{}, err
+	}
+	hash, err := CheckSanity(b, d.params, d.now())
+	if err != nil {
+		return Checked{}, err
+	}
+	return Checked{block: b, hash: hash, raw: raw}, nil
+}
+
+// CommitChecked is CommitBlocks for blocks that passed Check.
+func (d *DAG) CommitChecked(ctx context.Context, blocks []Checked) []error {
 	return d.processBlocks(ctx, blocks, false)
+}
+
+// checkAll runs CheckSanity on blocks; a block that fails it carries the
+// error.
+func (d *DAG) checkAll(blocks []*Block) []Checked {
+	out := make([]Checked, len(blocks))
+	now := d.now()
+	for i, b := range blocks {
+		out[i].block = b
+		out[i].hash, out[i].err = CheckSanity(b, d.params, now)
+	}
+	return out
 }
 
 // Sync waits until every block committed so far is on stable storage. A
@@ -309,12 +357,10 @@ func (d *DAG) Sync(ctx context.Context) error {
 	return nil
 }
 
-func (d *DAG) processBlocks(ctx context.Context, blocks []*Block, durable bool) (errs []error) {
+func (d *DAG) processBlocks(ctx context.Context, blocks []Checked, durable bool) (errs []error) {
 	errs = make([]error, len(blocks))
-	hashes := make([]Hash, len(blocks))
-	now := d.now()
-	for i, b := range blocks {
-		hashes[i], errs[i] = CheckSanity(b, d.params, now)
+	for i, c := range blocks {
+		errs[i] = c.err
 	}
 
 	d.writeMu.Lock()
@@ -338,12 +384,12 @@ func (d *DAG) processBlocks(ctx context.Context, blocks []*Block, durable bool) 
 		return errs
 	}
 	st := &staging{pending: make(map[Hash]*blockNode), untipped: make(map[*blockNode]bool)}
-	for i, b := range blocks {
+	for i, c := range blocks {
 		if errs[i] != nil {
 			continue
 		}
-		if errs[i] = d.stage(ctx, batch, st, hashes[i], b); errs[i] == nil {
-			st.nodes = append(st.nodes, st.pending[hashes[i]])
+		if errs[i] = d.stage(ctx, batch, st, c); errs[i] == nil {
+			st.nodes = append(st.nodes, st.pending[c.hash])
 		}
 	}
 	failAll := func(err error) []error {
@@ -396,7 +442,8 @@ type staging struct {
 // computes its GHOSTDAG data, enters it into the reachability index (later
 // blocks of the call query it; readers cannot reach it before it is
 // indexed) and puts it into the batch. Called with writeMu held.
-func (d *DAG) stage(ctx context.Context, batch ds.Batch, st *staging, hash Hash, b *Block) error {
+func (d *DAG) stage(ctx context.Context, batch ds.Batch, st *staging, c Checked) error {
+	hash, b := c.hash, c.block
 	d.mu.RLock()
 	n, err := d.checkConnect(hash, b, true, st.pending)
 	var formerTips []Hash
@@ -414,7 +461,10 @@ func (d *DAG) stage(ctx context.Context, batch ds.Batch, st *staging, hash Hash,
 	if err != nil {
 		return err
 	}
-	raw := b.Encode()
+	raw := c.raw
+	if raw == nil {
+		raw = b.Encode()
+	}
 	entry := raw[:b.Header.EncodedSize():b.Header.EncodedSize()]
 	if !d.plain {
 		entry = appendGhostdag(entry, n)

@@ -230,7 +230,7 @@ func (fx *clientFuzzFixture) blocks(t *testing.T, reply []byte) {
 			t.Fatalf("block %s returned: asked %v, out of order or twice", b.Hash(), ok)
 		}
 		prev = i
-		if !bytes.Equal(b.Encode(), fx.want[i].Encode()) {
+		if !bytes.Equal(b.Block().Encode(), fx.want[i].Encode()) {
 			t.Fatalf("block %s returned with other contents", b.Hash())
 		}
 	}

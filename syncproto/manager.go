@@ -26,6 +26,8 @@ type DAG interface {
 	ProcessBlock(ctx context.Context, b *dag.Block) error
 	ProcessBlocks(ctx context.Context, blocks []*dag.Block) []error
 	CommitBlocks(ctx context.Context, blocks []*dag.Block) []error
+	Check(raw []byte) (dag.Checked, error)
+	CommitChecked(ctx context.Context, blocks []dag.Checked) []error
 	Sync(ctx context.Context) error
 	Status() dag.Status
 	HaveBlock(h dag.Hash) bool
@@ -387,8 +389,9 @@ func (m *Manager) enqueue(ch chan queued, q queued) error {
 	}
 }
 
-// submitBatch processes blocks in order with one commit (sync sessions).
-func (m *Manager) submitBatch(ctx context.Context, from peer.ID, blocks []*dag.Block) ([]error, error) {
+// submitBatch processes blocks in order with one commit (sync sessions,
+// orphans' parents): peers' blocks, checked by RequestBlocks.
+func (m *Manager) submitBatch(ctx context.Context, from peer.ID, blocks []dag.Checked) ([]error, error) {
 	var errs []error
 	if err := m.call(ctx, func() { errs = m.processBatch(ctx, from, blocks) }); err != nil {
 		return nil, err
@@ -473,12 +476,17 @@ func (m *Manager) add(ctx context.Context, from peer.ID, blocks []*dag.Block) []
 		return errs
 	}
 	errs := m.cfg.DAG.CommitBlocks(ctx, blocks)
+	m.committedPeerBlocks()
+	return errs
+}
+
+// committedPeerBlocks tells storeSyncer that a peer's blocks were committed.
+func (m *Manager) committedPeerBlocks() {
 	m.unsynced.Store(true)
 	select {
 	case m.committed <- struct{}{}:
 	default: // storeSyncer already has a sync coming
 	}
-	return errs
 }
 
 // storeSyncer syncs the store storeSyncDelay after a peer's block was
@@ -544,20 +552,21 @@ func (m *Manager) process(ctx context.Context, from peer.ID, b *dag.Block, relay
 	return err
 }
 
-// processBatch is process for many blocks with one commit. Only called
-// from the manager loop.
-func (m *Manager) processBatch(ctx context.Context, from peer.ID, blocks []*dag.Block) []error {
-	errs := m.add(ctx, from, blocks)
+// processBatch is process for a peer's checked blocks, with one commit.
+// Only called from the manager loop.
+func (m *Manager) processBatch(ctx context.Context, from peer.ID, blocks []dag.Checked) []error {
+	errs := m.cfg.DAG.CommitChecked(ctx, blocks)
+	m.committedPeerBlocks()
 	for i, err := range errs {
 		var mp *dag.MissingParentsError
 		switch {
 		case err == nil:
 			m.accepted.Add(1)
 			hash := blocks[i].Hash()
-			m.notify(blocks[i], hash, from, false)
+			m.notify(blocks[i].Block(), hash, from, false)
 			m.connectOrphans(ctx, hash)
 		case errors.As(err, &mp):
-			m.keepOrphan(blocks[i], mp, from)
+			m.keepOrphan(blocks[i].Block(), mp, from)
 		}
 	}
 	m.syncOrphanStats()

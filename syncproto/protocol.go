@@ -383,9 +383,11 @@ func (m *Manager) RequestInventory(ctx context.Context, p peer.ID, locator []dag
 
 // RequestBlocks asks p for blocks by hash (at most MaxGetDataHashes) and
 // returns the ones it sent in the order asked (whatever order they came
-// in), with the hashes p said it lacks. A block that was not asked for, or
-// sent twice, is a protocol violation.
-func (m *Manager) RequestBlocks(ctx context.Context, p peer.ID, hashes []dag.Hash) ([]*dag.Block, []dag.Hash, error) {
+// in), with the hashes p said it lacks. Each block is decoded and checked
+// (DAG.Check) as it arrives, beside the manager loop; one that fails is
+// returned as its *dag.RuleError. A block that was not asked for, or sent
+// twice, is a protocol violation.
+func (m *Manager) RequestBlocks(ctx context.Context, p peer.ID, hashes []dag.Hash) ([]dag.Checked, []dag.Hash, error) {
 	if len(hashes) == 0 || len(hashes) > MaxGetDataHashes {
 		return nil, nil, fmt.Errorf("syncproto: getdata of %d hashes", len(hashes))
 	}
@@ -398,7 +400,7 @@ func (m *Manager) RequestBlocks(ctx context.Context, p peer.ID, hashes []dag.Has
 		wanted[h] = true
 	}
 	var (
-		got      = make(map[dag.Hash]*dag.Block, len(hashes))
+		got      = make(map[dag.Hash]dag.Checked, len(hashes))
 		notFound []dag.Hash
 	)
 	err = func() error {
@@ -414,7 +416,7 @@ func (m *Manager) RequestBlocks(ctx context.Context, p peer.ID, hashes []dag.Has
 				notFound, err = decodeHashes(payload, MaxGetDataHashes)
 				return err
 			}
-			b, err := dag.DecodeBlock(payload)
+			b, err := m.cfg.DAG.Check(payload)
 			if err != nil {
 				return err // a *dag.RuleError: the tracker bans for it
 			}
@@ -429,9 +431,9 @@ func (m *Manager) RequestBlocks(ctx context.Context, p peer.ID, hashes []dag.Has
 	if err := s.finish(err); err != nil {
 		return nil, nil, fmt.Errorf("getdata: %w", err)
 	}
-	blocks := make([]*dag.Block, 0, len(got))
+	blocks := make([]dag.Checked, 0, len(got))
 	for _, h := range hashes {
-		if b := got[h]; b != nil {
+		if b, ok := got[h]; ok {
 			blocks = append(blocks, b)
 		}
 	}

@@ -736,7 +736,7 @@ func (m *Manager) session(ctx context.Context, p peer.ID, st *Status) error {
 type batch struct {
 	seq      int
 	hashes   []dag.Hash
-	blocks   []*dag.Block
+	blocks   []dag.Checked
 	notFound []dag.Hash
 	err      error
 }
