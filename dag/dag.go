@@ -383,7 +383,7 @@ func (d *DAG) processBlocks(ctx context.Context, blocks []Checked, durable bool)
 		}
 		return errs
 	}
-	st := &staging{pending: make(map[Hash]*blockNode), untipped: make(map[*blockNode]bool)}
+	st := &staging{pending: make(map[Hash]*blockNode, len(blocks)), untipped: make(map[*blockNode]bool, len(blocks))}
 	for i, c := range blocks {
 		if errs[i] != nil {
 			continue
