@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/dagnode/dagnode/dag"
@@ -226,4 +227,71 @@ func TestNotInPastBesideTheWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d walks beside the writer", n)
+}
+
+// TestBlocksBytes: BlocksBytes hands over each held block's stored bytes in
+// the order asked and lists the rest, whether it scans the store (blocks
+// close in height, on pebble) or looks each one up.
+func TestBlocksBytes(t *testing.T) {
+	ctx := context.Background()
+	g, err := dagtest.NewGenerator(dag.RegTestParams, 23)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := g.Wide(1200, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk, closeStore := diskDAG(t, t.TempDir(), dag.RegTestParams)
+	defer closeStore()
+	mem := memDAG(t, dag.RegTestParams)
+	rng := rand.New(rand.NewPCG(23, 1))
+	for _, d := range []*dag.DAG{disk, mem} {
+		process(t, d, blocks)
+		for round := range 40 {
+			// A run of neighbours in order (a sync batch), a spread-out
+			// sample, and some of each shuffled, with unknown hashes mixed in.
+			var ask []dag.Hash
+			switch lo := rng.IntN(len(blocks) - 500); round % 3 {
+			case 0:
+				for _, b := range blocks[lo : lo+1+rng.IntN(499)] {
+					ask = append(ask, b.Hash())
+				}
+			case 1:
+				for range 1 + rng.IntN(50) {
+					ask = append(ask, blocks[rng.IntN(len(blocks))].Hash())
+				}
+			default:
+				for _, b := range blocks[lo : lo+1+rng.IntN(100)] {
+					ask = append(ask, b.Hash())
+				}
+				ask = append(ask, dag.Hash{byte(round), 1}, dag.Hash{byte(round), 2})
+				rng.Shuffle(len(ask), func(i, j int) { ask[i], ask[j] = ask[j], ask[i] })
+			}
+			var got []dag.Hash
+			missing, err := d.BlocksBytes(ctx, ask, func(h dag.Hash, raw []byte) error {
+				want, err := d.BlockBytes(ctx, h)
+				if err != nil || string(raw) != string(want) {
+					return fmt.Errorf("block %s: bytes differ from BlockBytes (%v)", h, err)
+				}
+				got = append(got, h)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wantGot, wantMissing []dag.Hash
+			for _, h := range ask {
+				if d.HaveBlock(h) {
+					wantGot = append(wantGot, h)
+				} else {
+					wantMissing = append(wantMissing, h)
+				}
+			}
+			if !slices.Equal(got, wantGot) || !slices.Equal(missing, wantMissing) {
+				t.Fatalf("round %d: got %d blocks and %d missing, want %d and %d, in the order asked",
+					round, len(got), len(missing), len(wantGot), len(wantMissing))
+			}
+		}
+	}
 }

@@ -1,14 +1,17 @@
 package dag
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/cockroachdb/pebble/v2"
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
+	pebbleds "github.com/ipfs/go-ds-pebble"
 )
 
 // Storage layout in the datastore. The blocks of one ProcessBlocks call are
@@ -206,4 +209,96 @@ func queryKeys(ctx context.Context, store ds.Datastore, prefix string, keysOnly 
 			return err
 		}
 	}
+}
+
+// rangeScanMax bounds how many keys a BlocksBytes scan may pass over for
+// each block asked: beyond it, lookups one by one are cheaper.
+const rangeScanMax = 2
+
+// BlocksBytes calls fn with the stored encoding of each block of hashes the
+// DAG holds, in the order given, and returns the hashes it does not hold.
+// raw is valid only during the call. When the blocks lie close together in
+// height (a sync batch, asked parents first), they are read in one ordered
+// scan of the store's height-ordered blocks, not one lookup each.
+func (d *DAG) BlocksBytes(ctx context.Context, hashes []Hash, fn func(h Hash, raw []byte) error) (missing []Hash, err error) {
+	type want struct {
+		i      int
+		height int64
+	}
+	wants := make([]want, 0, len(hashes))
+	var lo, hi int64
+	d.mu.RLock()
+	for i, h := range hashes {
+		n := d.index[h]
+		if n == nil {
+			missing = append(missing, h)
+			continue
+		}
+		if len(wants) == 0 || n.height < lo {
+			lo = n.height
+		}
+		if len(wants) == 0 || n.height > hi {
+			hi = n.height
+		}
+		wants = append(wants, want{i, n.height})
+	}
+	inRange := 0
+	if len(wants) > 1 {
+		for h := lo; h <= hi && inRange <= rangeScanMax*len(wants); h++ {
+			inRange += len(d.byHeight[h])
+		}
+	}
+	d.mu.RUnlock()
+
+	db, scannable := d.store.(*pebbleds.Datastore)
+	if len(wants) < 2 || !scannable || inRange > rangeScanMax*len(wants) {
+		for _, w := range wants {
+			raw, err := d.store.Get(ctx, blockKey(w.height, hashes[w.i]))
+			if err != nil {
+				return missing, fmt.Errorf("dag: reading block %s: %w", hashes[w.i], err)
+			}
+			if err := fn(hashes[w.i], raw); err != nil {
+				return missing, err
+			}
+		}
+		return missing, nil
+	}
+	// One scan over the heights asked; the values are kept (copied: the
+	// iterator reuses its buffers) until each one's turn comes.
+	pos := make(map[Hash]int, len(wants))
+	for k, w := range wants {
+		pos[hashes[w.i]] = k
+	}
+	raws := make([][]byte, len(wants))
+	it, err := db.DB.NewIter(&pebble.IterOptions{
+		LowerBound: []byte(hashKey(prefixBlock, lo, ZeroHash)),
+		UpperBound: []byte(hashKey(prefixBlock, hi+1, ZeroHash)),
+	})
+	if err != nil {
+		return missing, fmt.Errorf("dag: reading blocks: %w", err)
+	}
+	found := 0
+	for ok := it.First(); ok && found < len(wants); ok = it.Next() {
+		_, h, err := parseHeightKey(string(it.Key()), prefixBlock)
+		if err != nil {
+			it.Close()
+			return missing, fmt.Errorf("dag: reading blocks: %w", err)
+		}
+		if k, ok := pos[h]; ok && raws[k] == nil {
+			raws[k] = bytes.Clone(it.Value())
+			found++
+		}
+	}
+	if err := it.Close(); err != nil {
+		return missing, fmt.Errorf("dag: reading blocks: %w", err)
+	}
+	for k, w := range wants {
+		if raws[k] == nil {
+			return missing, fmt.Errorf("dag: reading block %s: %w", hashes[w.i], ds.ErrNotFound)
+		}
+		if err := fn(hashes[w.i], raws[k]); err != nil {
+			return missing, err
+		}
+	}
+	return missing, nil
 }

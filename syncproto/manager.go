@@ -33,6 +33,7 @@ type DAG interface {
 	HaveBlock(h dag.Hash) bool
 	BlockInfo(h dag.Hash) (dag.BlockInfo, bool)
 	BlockBytes(ctx context.Context, h dag.Hash) ([]byte, error)
+	BlocksBytes(ctx context.Context, hashes []dag.Hash, fn func(h dag.Hash, raw []byte) error) ([]dag.Hash, error)
 	Locator() []dag.Hash
 	NotInPast(have []dag.Hash, limit int) ([]dag.HashHeight, bool)
 	Params() *dag.Params

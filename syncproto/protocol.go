@@ -170,13 +170,7 @@ func (m *Manager) serveBlocks(w *bufio.Writer, p peer.ID, hashes []dag.Hash) err
 	ctx, cancel := context.WithTimeout(m.ctx, replyWriteTimeout)
 	defer cancel()
 	lim := m.limiter(p)
-	var missing []dag.Hash
-	for _, h := range hashes {
-		raw, err := m.cfg.DAG.BlockBytes(ctx, h)
-		if err != nil {
-			missing = append(missing, h)
-			continue
-		}
+	missing, err := m.cfg.DAG.BlocksBytes(ctx, hashes, func(_ dag.Hash, raw []byte) error {
 		if err := lim.Wait(ctx); err != nil {
 			return err
 		}
@@ -184,6 +178,10 @@ func (m *Manager) serveBlocks(w *bufio.Writer, p peer.ID, hashes []dag.Hash) err
 			return err
 		}
 		m.served.Add(1)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	return writeFrame(w, MsgNotFound, encodeHashes(missing))
 }
