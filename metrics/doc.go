@@ -52,6 +52,7 @@
 //	dagnode_sync_orphans                     gauge      -                        Sources.Sync
 //	dagnode_sync_orphan_bytes                gauge      -                        Sources.Sync
 //	dagnode_sync_orphan_fetches              gauge      -                        Sources.Sync
+//	dagnode_sync_queue_full_total            counter    -                        Sources.Sync (peers' blocks dropped: queue full)
 //	dagnode_sync_backoff_peers               gauge      -                        Sources.Sync
 //	dagnode_sync_last_session_end            gauge 0/1  reason                   Sources.Sync
 //	dagnode_peers                            gauge      direction, transport     Sources.Peers

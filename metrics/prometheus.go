@@ -83,6 +83,8 @@ var (
 		"Encoded size of the blocks in the orphan pool.", nil, nil)
 	descOrphanFetches = prometheus.NewDesc(Namespace+"_sync_orphan_fetches",
 		"Orphan-parent fetches in flight.", nil, nil)
+	descSyncQueueFull = prometheus.NewDesc(Namespace+"_sync_queue_full_total",
+		"Peers' blocks dropped because the sync manager's queue was full (not forwarded; sync brings them later).", nil, nil)
 	descSyncBackoffs = prometheus.NewDesc(Namespace+"_sync_backoff_peers",
 		"Peers not elected as sync peer until their election backoff ends.", nil, nil)
 	descLastSession = prometheus.NewDesc(Namespace+"_sync_last_session_end",
@@ -125,6 +127,9 @@ type SyncSnapshot struct {
 	// Orphans and OrphanBytes are the orphan pool's size, OrphanFetches
 	// the orphan-parent fetches in flight.
 	Orphans, OrphanBytes, OrphanFetches int
+	// QueueFull counts peers' blocks dropped because the sync manager's
+	// queue was full.
+	QueueFull uint64
 	// BackoffPeers counts the peers in election backoff.
 	BackoffPeers int
 	// LastSessionEnd is why the last session ended ("" before the first).
@@ -371,7 +376,7 @@ type collector struct{ m *Manager }
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descMined, descDAGBlocks, descDAGTips, descDAGMaxHeight,
-		descSyncing, descSyncTarget, descSyncRate, descOrphans, descOrphanBytes, descOrphanFetches,
+		descSyncing, descSyncTarget, descSyncRate, descOrphans, descOrphanBytes, descOrphanFetches, descSyncQueueFull,
 		descSyncBackoffs, descLastSession, descPeers, descGossip, descMesh,
 		descReach, descRelayAddrs, descHolePunch,
 	} {
@@ -412,6 +417,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- constMetric(descOrphans, prometheus.GaugeValue, float64(s.Orphans))
 			ch <- constMetric(descOrphanBytes, prometheus.GaugeValue, float64(s.OrphanBytes))
 			ch <- constMetric(descOrphanFetches, prometheus.GaugeValue, float64(s.OrphanFetches))
+			ch <- constMetric(descSyncQueueFull, prometheus.CounterValue, float64(s.QueueFull))
 			ch <- constMetric(descSyncBackoffs, prometheus.GaugeValue, float64(s.BackoffPeers))
 			if s.LastSessionEnd != "" {
 				ch <- constMetric(descLastSession, prometheus.GaugeValue, 1, s.LastSessionEnd)

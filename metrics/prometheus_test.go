@@ -106,7 +106,7 @@ func TestScrape(t *testing.T) {
 		DAG: func() DAGSnapshot { return DAGSnapshot{Blocks: int(blocks.Load()), Tips: 3, MaxHeight: 17} },
 		Sync: func() SyncSnapshot {
 			return SyncSnapshot{Syncing: true, TargetHeight: 100, BlocksPerSecond: 12.5,
-				Orphans: 3, OrphanBytes: 900, OrphanFetches: 2, BackoffPeers: 1, LastSessionEnd: "stalled"}
+				Orphans: 3, OrphanBytes: 900, OrphanFetches: 2, QueueFull: 11, BackoffPeers: 1, LastSessionEnd: "stalled"}
 		},
 		Gossip: func() []GossipSnapshot {
 			return []GossipSnapshot{{
@@ -157,6 +157,7 @@ func TestScrape(t *testing.T) {
 		`dagnode_sync_orphans 3`,
 		`dagnode_sync_orphan_bytes 900`,
 		`dagnode_sync_orphan_fetches 2`,
+		`dagnode_sync_queue_full_total 11`,
 		`dagnode_sync_backoff_peers 1`,
 		`dagnode_sync_last_session_end{reason="stalled"} 1`,
 		`dagnode_peers{direction="inbound",transport="tcp"} 3`,

@@ -264,7 +264,7 @@ func newNode(ctx context.Context, cfg *config, log *slog.Logger, nopts ...nodeOp
 			}
 			return metrics.SyncSnapshot{Syncing: i.Syncing, TargetHeight: int64(i.Target), BlocksPerSecond: i.BlocksPerSecond,
 				Orphans: i.Orphans, OrphanBytes: i.OrphanBytes, OrphanFetches: i.OrphanFetches,
-				BackoffPeers: backoffs, LastSessionEnd: i.LastSession.Reason}
+				QueueFull: n.sync.Stats().QueueFull, BackoffPeers: backoffs, LastSessionEnd: i.LastSession.Reason}
 		},
 		Gossip: func() []metrics.GossipSnapshot {
 			st := n.gossip.Stats()
