@@ -2,10 +2,12 @@ package dag_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/dagnode/dagnode/dag"
 	"github.com/dagnode/dagnode/dag/dagtest"
@@ -293,5 +295,54 @@ func TestBlocksBytes(t *testing.T) {
 					round, len(got), len(missing), len(wantGot), len(wantMissing))
 			}
 		}
+	}
+}
+
+// TestCheckedBlocks: CheckRaw refuses what CheckSanity or the decoder
+// refuses, CheckConnect what ProcessBlock's contextual checks refuse, and
+// CommitChecked stores the very bytes that were checked.
+func TestCheckedBlocks(t *testing.T) {
+	ctx := context.Background()
+	p := dag.RegTestParams
+	d := memDAG(t, p)
+	g, err := dagtest.NewGenerator(p, 29)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := g.Build(3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := chain[0].Encode()
+	if _, err := dag.CheckRaw(append(slices.Clone(raw), 0), p, time.Now()); err == nil {
+		t.Fatal("CheckRaw took a block with a trailing byte")
+	}
+	other := dag.SimNetParams
+	if _, err := dag.CheckRaw(raw, other, time.Now()); err == nil {
+		t.Fatal("CheckRaw took another network's block")
+	}
+	c0, err := d.Check(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := d.Check(chain[2].Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mp *dag.MissingParentsError
+	if err := d.CheckConnect(c2); !errors.As(err, &mp) {
+		t.Fatalf("CheckConnect of a grandchild before its parents: %v, want missing parents", err)
+	}
+	if err := d.CheckConnect(c0); err != nil {
+		t.Fatal(err)
+	}
+	if errs := d.CommitChecked(ctx, []dag.Checked{c0}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if got, err := d.BlockBytes(ctx, c0.Hash()); err != nil || string(got) != string(raw) || c0.Hash() != chain[0].Hash() {
+		t.Fatalf("stored %x (%v), checked %x", got, err, raw)
+	}
+	if err := d.CheckConnect(c0); !errors.Is(err, dag.ErrDuplicateBlock) {
+		t.Fatalf("CheckConnect of a stored block: %v", err)
 	}
 }

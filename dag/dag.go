@@ -317,12 +317,15 @@ func (c Checked) Hash() Hash { return c.hash }
 // part of adding a block that needs no other block, so that a caller with
 // blocks from the network can do it beside the writer. raw is kept (as the
 // block's stored encoding) and must not be changed afterwards.
-func (d *DAG) Check(raw []byte) (Checked, error) {
+func (d *DAG) Check(raw []byte) (Checked, error) { return CheckRaw(raw, d.params, d.now()) }
+
+// CheckRaw is Check for a caller without the DAG (a gossip validator).
+func CheckRaw(raw []byte, p *Params, now time.Time) (Checked, error) {
 	b, err := DecodeBlock(raw)
 	if err != nil {
 		return Checked{}, err
 	}
-	hash, err := CheckSanity(b, d.params, d.now())
+	hash, err := CheckSanity(b, p, now)
 	if err != nil {
 		return Checked{}, err
 	}
@@ -482,6 +485,15 @@ func (d *DAG) stage(ctx context.Context, batch ds.Batch, st *staging, c Checked)
 		st.untipped[p] = true
 	}
 	return nil
+}
+
+// CheckConnect is CheckBlock for a block that passed Check: the checks
+// that need the DAG.
+func (d *DAG) CheckConnect(c Checked) error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	_, err := d.checkConnect(c.hash, c.block, false, nil)
+	return err
 }
 
 // CheckBlock runs every check ProcessBlock runs, without storing the block:

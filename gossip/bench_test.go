@@ -23,7 +23,7 @@ func BenchmarkValidate(b *testing.B) {
 	if err := d.ProcessBlock(ctx, blk); err != nil {
 		b.Fatal(err)
 	}
-	s := newValidatorService(b, d, func(context.Context, peer.ID, *dag.Block) error {
+	s := newValidatorService(b, d, func(context.Context, peer.ID, dag.Checked) error {
 		b.Fatal("Submit called")
 		return nil
 	}, nil)

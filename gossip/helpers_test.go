@@ -132,10 +132,10 @@ func newNode(t testing.TB, p *dag.Params) *node {
 	return n
 }
 
-func (n *node) submit(ctx context.Context, from peer.ID, b *dag.Block) error {
-	err := n.d.ProcessBlock(ctx, b)
+func (n *node) submit(ctx context.Context, from peer.ID, c dag.Checked) error {
+	err := n.d.ProcessBlock(ctx, c.Block())
 	n.mu.Lock()
-	n.submits = append(n.submits, submission{from, b.Hash(), err})
+	n.submits = append(n.submits, submission{from, c.Hash(), err})
 	n.mu.Unlock()
 	return err
 }

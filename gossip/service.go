@@ -46,8 +46,10 @@ type Config struct {
 	// DAG's writer (queue the block and return; a full queue is ErrDeferred):
 	// every validation in flight holds one of maxConcurrentValidations
 	// slots. It is called with a context bounded by the validator timeout
-	// and must honour it.
-	Submit func(ctx context.Context, from peer.ID, b *dag.Block) error
+	// and must honour it. The block has passed dag.CheckRaw (decoded, its
+	// sanity checked, its hash and bytes kept), so the writer need not
+	// check, hash or encode it again.
+	Submit func(ctx context.Context, from peer.ID, c dag.Checked) error
 	// Penalizer, if not nil, is told about every peer that sent an invalid
 	// block.
 	Penalizer Penalizer

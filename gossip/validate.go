@@ -97,18 +97,18 @@ func (s *Service) validate(ctx context.Context, _ peer.ID, msg *pubsub.Message) 
 		// Our own blocks: Publish is for blocks the DAG has accepted.
 		return pubsub.ValidationAccept
 	}
-	b, err := dag.DecodeBlock(msg.GetData())
+	c, err := dag.CheckRaw(msg.GetData(), s.cfg.Params, s.opts.now())
 	if err != nil {
-		return s.conclude(from, dag.ZeroHash, err)
+		hash := dag.ZeroHash // for the log: the block's, if it decodes
+		if b, derr := dag.DecodeBlock(msg.GetData()); derr == nil {
+			hash = b.Hash()
+		}
+		return s.conclude(from, hash, err)
 	}
-	hash, err := dag.CheckSanity(b, s.cfg.Params, s.opts.now())
-	if err != nil {
-		return s.conclude(from, b.Hash(), err)
+	if s.cfg.DAG.HaveBlock(c.Hash()) {
+		return s.conclude(from, c.Hash(), dag.ErrDuplicateBlock)
 	}
-	if s.cfg.DAG.HaveBlock(hash) {
-		return s.conclude(from, hash, dag.ErrDuplicateBlock)
-	}
-	return s.conclude(from, hash, s.cfg.Submit(ctx, from, b))
+	return s.conclude(from, c.Hash(), s.cfg.Submit(ctx, from, c))
 }
 
 // conclude counts, logs and penalises one outcome and returns the decision.

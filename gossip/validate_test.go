@@ -72,7 +72,7 @@ func (c stubChain) HaveBlock(dag.Hash) bool { return bool(c) }
 
 // newValidatorService returns a service that is not started, for calling
 // its validator directly.
-func newValidatorService(t testing.TB, chain Chain, submit func(context.Context, peer.ID, *dag.Block) error, pen Penalizer) *Service {
+func newValidatorService(t testing.TB, chain Chain, submit func(context.Context, peer.ID, dag.Checked) error, pen Penalizer) *Service {
 	t.Helper()
 	s, err := New(Config{
 		Host:      newHost(t),
@@ -88,8 +88,8 @@ func newValidatorService(t testing.TB, chain Chain, submit func(context.Context,
 	return s
 }
 
-func submitTo(d *dag.DAG) func(context.Context, peer.ID, *dag.Block) error {
-	return func(ctx context.Context, _ peer.ID, b *dag.Block) error { return d.ProcessBlock(ctx, b) }
+func submitTo(d *dag.DAG) func(context.Context, peer.ID, dag.Checked) error {
+	return func(ctx context.Context, _ peer.ID, c dag.Checked) error { return d.ProcessBlock(ctx, c.Block()) }
 }
 
 func message(data []byte, from peer.ID) *pubsub.Message {
@@ -197,7 +197,7 @@ func TestValidatorPaths(t *testing.T) {
 
 	t.Run("garbage and oversized", func(t *testing.T) {
 		pen := &recordingPenalizer{}
-		s := newValidatorService(t, stubChain(false), func(context.Context, peer.ID, *dag.Block) error {
+		s := newValidatorService(t, stubChain(false), func(context.Context, peer.ID, dag.Checked) error {
 			t.Error("Submit called")
 			return nil
 		}, pen)
@@ -224,11 +224,11 @@ func TestValidatorPaths(t *testing.T) {
 		parent, child := blocks[0], blocks[1]
 		pen := &recordingPenalizer{}
 		var submitErr error
-		submit := func(ctx context.Context, from peer.ID, b *dag.Block) error {
+		submit := func(ctx context.Context, from peer.ID, c dag.Checked) error {
 			if submitErr != nil {
 				return submitErr
 			}
-			return d.ProcessBlock(ctx, b)
+			return d.ProcessBlock(ctx, c.Block())
 		}
 		// A chain that never has the block, so known blocks reach Submit.
 		s := newValidatorService(t, stubChain(false), submit, pen)
@@ -258,7 +258,7 @@ func TestValidatorPaths(t *testing.T) {
 		}
 
 		// HaveBlock short-cuts Submit.
-		s2 := newValidatorService(t, d, func(context.Context, peer.ID, *dag.Block) error {
+		s2 := newValidatorService(t, d, func(context.Context, peer.ID, dag.Checked) error {
 			t.Error("Submit called for a known block")
 			return nil
 		}, pen)
@@ -268,7 +268,7 @@ func TestValidatorPaths(t *testing.T) {
 	})
 
 	t.Run("own message", func(t *testing.T) {
-		s := newValidatorService(t, stubChain(false), func(context.Context, peer.ID, *dag.Block) error {
+		s := newValidatorService(t, stubChain(false), func(context.Context, peer.ID, dag.Checked) error {
 			t.Error("Submit called for our own block")
 			return nil
 		}, nil)

@@ -6,8 +6,8 @@
 //
 // Every block that reaches the DAG goes through the manager loop, which
 // alone calls DAG.ProcessBlock(s): Submit waits for the outcome (mined
-// blocks, blocks fetched by sync); Enqueue hands over a block that
-// dag.CheckBlock already passed, so gossip can forward it before it is on
+// blocks); Enqueue hands over a block that dag.CheckRaw and
+// DAG.CheckConnect already passed, so gossip can forward it before it is on
 // disk, and EnqueueOrphan a gossiped block whose parents are missing. Neither
 // waits, for the loop or for the disk: each has a bounded queue, and a block
 // that finds it full is dropped (ErrQueueFull, counted) for sync to bring

@@ -154,7 +154,7 @@ type Stats struct {
 // queued is a block waiting for the loop (Enqueue, EnqueueOrphan).
 type queued struct {
 	from  peer.ID
-	block *dag.Block
+	block dag.Checked
 	// orphan: its parents were missing when gossip checked it, so gossip did
 	// not forward it. If it joins the DAG it is reported with relay set; if
 	// it breaks a rule once its parents are known, its sender is charged.
@@ -349,29 +349,30 @@ func (m *Manager) Submit(ctx context.Context, from peer.ID, b *dag.Block) error 
 	return err
 }
 
-// Enqueue hands a block that dag.CheckBlock has already accepted to the
-// manager loop and returns at once, without waiting for the loop or the
-// disk, so gossip can forward the block at once; the outcome reaches
-// OnAccepted. It never blocks: when the queue (enqueueQueue) is full the
+// Enqueue hands a block that dag.CheckRaw and DAG.CheckConnect have
+// already accepted to the manager loop and returns at once, without waiting
+// for the loop or the disk, so gossip can forward the block at once; the
+// outcome reaches OnAccepted. It never blocks: when the queue (enqueueQueue) is full the
 // block is dropped and ErrQueueFull returned (gossip should then not
 // forward it: the node could not store it now). After Close it returns
 // ErrClosed.
-func (m *Manager) Enqueue(from peer.ID, b *dag.Block) error {
-	return m.enqueue(m.queue, queued{from: from, block: b})
+func (m *Manager) Enqueue(from peer.ID, c dag.Checked) error {
+	return m.enqueue(m.queue, queued{from: from, block: c})
 }
 
-// EnqueueOrphan hands a peer's block whose parents dag.CheckBlock did not
-// find to the manager loop and returns at once, as Enqueue does. The loop
+// EnqueueOrphan hands a peer's block (passed dag.CheckRaw) whose parents
+// DAG.CheckConnect did not find to the manager loop and returns at once, as
+// Enqueue does. The loop
 // keeps it as an orphan and fetches its parents from from, or, if they
 // arrived meanwhile, adds it and reports it to OnAccepted with relay set
 // (gossip ignored it). In sync mode it is dropped at once (ErrSyncing), as
 // Submit does. A full queue (orphanQueue) drops it: ErrQueueFull.
-func (m *Manager) EnqueueOrphan(from peer.ID, b *dag.Block) error {
-	if from != "" && m.syncing.Load() && len(m.lacking(b.Header.Parents)) > 0 {
+func (m *Manager) EnqueueOrphan(from peer.ID, c dag.Checked) error {
+	if from != "" && m.syncing.Load() && len(m.lacking(c.Block().Header.Parents)) > 0 {
 		m.droppedSyncing.Add(1)
 		return ErrSyncing
 	}
-	return m.enqueue(m.orphanQ, queued{from: from, block: b, orphan: true})
+	return m.enqueue(m.orphanQ, queued{from: from, block: c, orphan: true})
 }
 
 // enqueue puts q into ch unless ch is full or the manager is closed.
@@ -531,12 +532,24 @@ func (m *Manager) syncStore(ctx context.Context) {
 // process adds one block and then every orphan it completes; relay is
 // passed to OnAccepted for the block. Only called from the manager loop.
 func (m *Manager) process(ctx context.Context, from peer.ID, b *dag.Block, relay bool) error {
-	err := m.add(ctx, from, []*dag.Block{b})[0]
+	return m.settleBlock(ctx, from, b, b.Hash, relay, m.add(ctx, from, []*dag.Block{b})[0])
+}
+
+// processChecked is process for a peer's block that passed dag.Check.
+func (m *Manager) processChecked(ctx context.Context, from peer.ID, c dag.Checked, relay bool) error {
+	err := m.cfg.DAG.CommitChecked(ctx, []dag.Checked{c})[0]
+	m.committedPeerBlocks()
+	return m.settleBlock(ctx, from, c.Block(), c.Hash, relay, err)
+}
+
+// settleBlock acts on the outcome err of adding b: reports and connects an
+// accepted block, keeps an orphan. Only called from the manager loop.
+func (m *Manager) settleBlock(ctx context.Context, from peer.ID, b *dag.Block, hashOf func() dag.Hash, relay bool, err error) error {
 	var mp *dag.MissingParentsError
 	switch {
 	case err == nil:
 		m.accepted.Add(1)
-		hash := b.Hash()
+		hash := hashOf()
 		m.notify(b, hash, from, relay)
 		m.connectOrphans(ctx, hash)
 	case errors.As(err, &mp):
@@ -634,7 +647,7 @@ func (m *Manager) drainQueue() {
 }
 
 func (m *Manager) processQueued(q queued) {
-	err := m.process(m.ctx, q.from, q.block, q.orphan)
+	err := m.processChecked(m.ctx, q.from, q.block, q.orphan)
 	var (
 		mp *dag.MissingParentsError
 		re *dag.RuleError

@@ -385,25 +385,26 @@ func TestEnqueueNeverWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	parent, orphan := chain[0], chain[1]
+	pc, oc := checked(t, n.d, parent), checked(t, n.d, orphan)
 	release := n.hold(t)
 	defer release()
 	done := make(chan error, 1)
 	go func() {
 		for i := range enqueueQueue + 1 {
-			err := n.m.Enqueue("peerX", parent)
+			err := n.m.Enqueue("peerX", pc)
 			if (err != nil) != (i == enqueueQueue) {
 				done <- fmt.Errorf("Enqueue %d: %v", i, err)
 				return
 			}
 		}
 		for i := range orphanQueue + 1 {
-			err := n.m.EnqueueOrphan("peerX", orphan)
+			err := n.m.EnqueueOrphan("peerX", oc)
 			if (err != nil) != (i == orphanQueue) {
 				done <- fmt.Errorf("EnqueueOrphan %d: %v", i, err)
 				return
 			}
 		}
-		if err := n.m.Enqueue("peerX", parent); !errors.Is(err, ErrQueueFull) {
+		if err := n.m.Enqueue("peerX", pc); !errors.Is(err, ErrQueueFull) {
 			done <- fmt.Errorf("Enqueue on a full queue: %v, want ErrQueueFull", err)
 			return
 		}
@@ -447,7 +448,7 @@ func TestEnqueuedOrphans(t *testing.T) {
 	}
 	// chain[2] and chain[3] arrive before their ancestors.
 	for _, b := range chain[2:] {
-		if err := n.m.EnqueueOrphan("peerX", b); err != nil {
+		if err := n.m.EnqueueOrphan("peerX", checked(t, n.d, b)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -457,11 +458,11 @@ func TestEnqueuedOrphans(t *testing.T) {
 	// child of chain[0] whose timestamp is before its parent's.
 	bad := dagtest.MakeBlock(p, []dag.Hash{chain[0].Hash()}, p.PowLimitBits, chain[0].Header.Timestamp-1, []byte("too old"))
 	release := n.hold(t)
-	if err := n.m.Enqueue("peerY", chain[0]); err != nil {
+	if err := n.m.Enqueue("peerY", checked(t, n.d, chain[0])); err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range []*dag.Block{chain[1], bad} {
-		if err := n.m.EnqueueOrphan("peerY", b); err != nil {
+		if err := n.m.EnqueueOrphan("peerY", checked(t, n.d, b)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -521,7 +522,7 @@ func TestPeerBlocksSyncedTogether(t *testing.T) {
 	base := store.syncs.Load()
 	start := time.Now()
 	for _, b := range chain[:10] {
-		if err := n.m.Enqueue("peerX", b); err != nil {
+		if err := n.m.Enqueue("peerX", checked(t, n.d, b)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -543,7 +544,7 @@ func TestPeerBlocksSyncedTogether(t *testing.T) {
 	}
 
 	base = store.syncs.Load()
-	if err := n.m.Enqueue("peerX", chain[11]); err != nil {
+	if err := n.m.Enqueue("peerX", checked(t, n.d, chain[11])); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the last block committed", func() bool { return n.d.Count() == 13 })
@@ -551,4 +552,14 @@ func TestPeerBlocksSyncedTogether(t *testing.T) {
 	if store.syncs.Load() != base+1 {
 		t.Fatalf("%d syncs after Close, want 1: a committed block left unsynced", store.syncs.Load()-base)
 	}
+}
+
+// checked is b as a gossip validator hands it over (dag.CheckRaw).
+func checked(t testing.TB, d *dag.DAG, b *dag.Block) dag.Checked {
+	t.Helper()
+	c, err := d.Check(b.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -463,19 +463,22 @@ func (n *node) submitBlock(ctx context.Context, b *dag.Block) error {
 // sender (in sync mode it is dropped: the session brings what we lack), and
 // ignored. A full queue (or a closing manager) defers the block without
 // blame: not forwarded, as the node cannot store it now; sync brings it.
-func (n *node) gossipBlock(_ context.Context, from peer.ID, b *dag.Block) error {
-	hash, err := n.dag.CheckBlock(b)
+// The validator has decoded and sanity-checked the block (dag.CheckRaw), so
+// only the checks that need the DAG run here, and the writer commits the
+// bytes that came without hashing or encoding the block again.
+func (n *node) gossipBlock(_ context.Context, from peer.ID, c dag.Checked) error {
+	err := n.dag.CheckConnect(c)
 	var mp *dag.MissingParentsError
 	switch {
 	case err == nil:
-		if err := n.sync.Enqueue(from, b); err != nil {
+		if err := n.sync.Enqueue(from, c); err != nil {
 			return fmt.Errorf("%w: %w", gossip.ErrDeferred, err)
 		}
 		if n.onValidated != nil {
-			n.onValidated(hash)
+			n.onValidated(c.Hash())
 		}
 	case errors.As(err, &mp):
-		if err := n.sync.EnqueueOrphan(from, b); err != nil {
+		if err := n.sync.EnqueueOrphan(from, c); err != nil {
 			return fmt.Errorf("%w: %w", gossip.ErrDeferred, err)
 		}
 	}

@@ -322,10 +322,10 @@ func dagnodeGossip(b *testing.B, n int, links [][]int, tr *hopTrace) (r dagnodeR
 			opts.gossipConfig = func(c gossip.Config) gossip.Config {
 				c.Host = &tracedHost{Host: c.Host, tr: tr, self: i}
 				submit := c.Submit
-				c.Submit = func(ctx context.Context, from peer.ID, blk *dag.Block) error {
-					tr.markPayload(blk.Body.Payload, i, stCheck)
+				c.Submit = func(ctx context.Context, from peer.ID, blk dag.Checked) error {
+					tr.markPayload(blk.Block().Body.Payload, i, stCheck)
 					err := submit(ctx, from, blk)
-					tr.markPayload(blk.Body.Payload, i, stHanded)
+					tr.markPayload(blk.Block().Body.Payload, i, stHanded)
 					return err
 				}
 				return c
