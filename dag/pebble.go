@@ -37,9 +37,11 @@ const storeFormat = pebble.FormatWALSyncChunks
 const storeCacheSize = 64 << 20
 
 // OpenPebbleStore opens (creating if needed) the embedded on-disk datastore
-// in dir: pebble through go-ds-pebble. Writes are not synced one by one; the
-// DAG syncs after each accepted block or batch of blocks. The caller closes
-// the store after everything using it is done.
+// in dir: pebble through go-ds-pebble, with Bloom filters and a 64 MB block
+// cache for lookups by hash. Writes are not synced one by one: the DAG syncs
+// after ProcessBlocks, and its writer syncs what CommitBlocks and
+// CommitChecked committed (the sync manager, within 250 ms). The caller
+// closes the store after everything using it is done.
 //
 // A directory whose lock is held by another process is refused with an error
 // wrapping ErrStoreLocked. A damaged store (such as a write-ahead log that no

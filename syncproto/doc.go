@@ -4,9 +4,11 @@
 //
 // # Manager
 //
-// Every block that reaches the DAG goes through the manager loop, which
-// alone calls DAG.ProcessBlock(s): Submit waits for the outcome (mined
-// blocks); Enqueue hands over a block that dag.CheckRaw and
+// Every block that reaches the DAG goes through the manager loop, the DAG's
+// only writer (ProcessBlocks for blocks made here; CommitBlocks and
+// CommitChecked for peers' blocks, which sessions and orphan fetches decode
+// and check with DAG.Check as they arrive): Submit waits for the outcome
+// (mined blocks); Enqueue hands over a block that dag.CheckRaw and
 // DAG.CheckConnect already passed, so gossip can forward it before it is on
 // disk, and EnqueueOrphan a gossiped block whose parents are missing. Neither
 // waits, for the loop or for the disk: each has a bounded queue, and a block
