@@ -20,6 +20,16 @@ var ZeroHash Hash
 // String returns the hash as 64 lowercase hex digits.
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
+// HashStrings returns the hashes' text forms, in order; never nil, so JSON
+// shows [] rather than null.
+func HashStrings(hs []Hash) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.String()
+	}
+	return out
+}
+
 // IsZero reports whether h is the zero hash.
 func (h Hash) IsZero() bool { return h == ZeroHash }
 

@@ -347,7 +347,7 @@ func TestSoterdClientDecodes(t *testing.T) {
 	if bb.Hash == "" || bb.Height <= 0 {
 		t.Errorf("getbestblock: %+v", bb)
 	}
-	if !slices.Equal(tips.Tips, hashStrings(st.Tips)) || int64(tips.MaxHeight) != st.MaxHeight || int(tips.BlkCount) != st.Count {
+	if !slices.Equal(tips.Tips, dag.HashStrings(st.Tips)) || int64(tips.MaxHeight) != st.MaxHeight || int(tips.BlkCount) != st.Count {
 		t.Errorf("getdagtips: %+v", tips)
 	}
 	if bm.BlkGenCount != 1 || !slices.Equal(bm.BlkHashes, []string{"00ab"}) || !slices.Equal(bm.BlkGenTimes, []float64{1500}) {

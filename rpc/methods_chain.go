@@ -168,7 +168,7 @@ func (s *Server) handleGetBlockHash(_ context.Context, a args) (any, error) {
 	if len(hashes) == 0 {
 		return nil, errorf(CodeOutOfRange, "block height out of range: %d (the DAG's max height is %d)", h, s.cfg.Chain.Status().MaxHeight)
 	}
-	return hashStrings(hashes), nil
+	return dag.HashStrings(hashes), nil
 }
 
 // BlockHeaderResult is getblockheader's verbose result: the fields of
@@ -257,11 +257,11 @@ func (s *Server) headerResult(b *dag.Block, info dag.BlockInfo) BlockHeaderResul
 		Difficulty:    difficulty(hd.Bits, s.cfg.Chain.Params()),
 		ChainWork:     workHex(new(big.Int).Add(info.BlueWork, dag.Work(hd.Bits))),
 		Parents:       parentResults(info.Parents),
-		NextHashes:    hashStrings(info.Children),
+		NextHashes:    dag.HashStrings(info.Children),
 		BlueScore:     info.BlueScore,
 		BlueWork:      workHex(info.BlueWork),
-		MergeSetBlues: hashStrings(info.MergeSetBlues),
-		MergeSetReds:  hashStrings(info.MergeSetReds),
+		MergeSetBlues: dag.HashStrings(info.MergeSetBlues),
+		MergeSetReds:  dag.HashStrings(info.MergeSetReds),
 		IsBlue:        info.IsBlue,
 		IsInChain:     info.IsInChain,
 		Order:         info.Order,
@@ -321,7 +321,7 @@ func (s *Server) handleGetDAGTips(context.Context, args) (any, error) {
 	st := s.cfg.Chain.Status()
 	v := s.cfg.Chain.Virtual()
 	r := DAGTipsResult{
-		Tips:                  hashStrings(st.Tips),
+		Tips:                  dag.HashStrings(st.Tips),
 		MinHeight:             st.MaxHeight,
 		MaxHeight:             st.MaxHeight,
 		BlkCount:              st.Count,
@@ -376,8 +376,8 @@ func (s *Server) handleGetBlockDAGInfo(context.Context, args) (any, error) {
 	return BlockDAGInfoResult{
 		Network:               p.Name,
 		Blocks:                st.Count,
-		Tips:                  hashStrings(st.Tips),
-		VirtualParents:        hashStrings(v.Parents),
+		Tips:                  dag.HashStrings(st.Tips),
+		VirtualParents:        dag.HashStrings(v.Parents),
 		VirtualSelectedParent: v.SelectedParent.String(),
 		BlueScore:             v.BlueScore,
 		BlueWork:              workHex(v.BlueWork),
@@ -546,15 +546,6 @@ func parentResults(hs []dag.Hash) []ParentResult {
 	out := make([]ParentResult, len(hs))
 	for i, h := range hs {
 		out[i] = ParentResult{Hash: h.String()}
-	}
-	return out
-}
-
-// hashStrings prints hashes; never nil, so JSON shows [] rather than null.
-func hashStrings(hs []dag.Hash) []string {
-	out := make([]string, len(hs))
-	for i, h := range hs {
-		out[i] = h.String()
 	}
 	return out
 }

@@ -112,7 +112,7 @@ func (s *Server) handleGenerate(ctx context.Context, a args) (any, error) {
 		}
 		return nil, toError(fmt.Errorf("generate: %w", err), CodeMisc)
 	}
-	return hashStrings(hashes), nil
+	return dag.HashStrings(hashes), nil
 }
 
 func (s *Server) handleSetGenerate(_ context.Context, a args) (any, error) {

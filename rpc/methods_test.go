@@ -180,7 +180,7 @@ func TestChainMethods(t *testing.T) {
 	}
 	var hashes []string
 	e.ok(t, &hashes, "getblockhash", wide)
-	if !slices.Equal(hashes, hashStrings(d.HashesAtHeight(wide))) || len(hashes) < 2 {
+	if !slices.Equal(hashes, dag.HashStrings(d.HashesAtHeight(wide))) || len(hashes) < 2 {
 		t.Errorf("getblockhash %d = %v", wide, hashes)
 	}
 
@@ -205,12 +205,12 @@ func TestChainMethods(t *testing.T) {
 	var br BlockResult
 	e.ok(t, &br, "getblock", target.String())
 	if br.Hash != target.String() || br.Height != info.Height || !slices.Equal(br.Parents, parentResults(info.Parents)) ||
-		!slices.Equal(br.NextHashes, hashStrings(info.Children)) || br.Size != blk.EncodedSize() ||
+		!slices.Equal(br.NextHashes, dag.HashStrings(info.Children)) || br.Size != blk.EncodedSize() ||
 		br.Nonce != strconv.FormatUint(blk.Header.Nonce, 10) || br.Version != 1 || br.TimeMillis != blk.Header.Timestamp || br.Time != blk.Header.Timestamp/1000 ||
 		br.Bits != fmt.Sprintf("%08x", blk.Header.Bits) || br.Difficulty != 1 || br.BodyHash != blk.Header.BodyHash.String() ||
 		br.Confirmations != st.MaxHeight-info.Height+1 || br.ChainWork != new(big.Int).Add(info.BlueWork, dag.Work(blk.Header.Bits)).Text(16) ||
 		br.BlueWork != info.BlueWork.Text(16) || br.BlueScore != info.BlueScore || br.SelectedParent != info.SelectedParent.String() ||
-		!slices.Equal(br.MergeSetBlues, hashStrings(info.MergeSetBlues)) || br.MergeSetBlues[0] != br.SelectedParent ||
+		!slices.Equal(br.MergeSetBlues, dag.HashStrings(info.MergeSetBlues)) || br.MergeSetBlues[0] != br.SelectedParent ||
 		br.MinerAddr != fmt.Sprintf("addr-%x", dag.RegTestParams.AddrPrefix) || br.Payload != hex.EncodeToString(blk.Body.Payload) {
 		t.Errorf("getblock verbose: %+v\nblock %+v\ninfo %+v", br, blk, info)
 	}
@@ -248,7 +248,7 @@ func TestChainMethods(t *testing.T) {
 
 	var tips DAGTipsResult
 	e.ok(t, &tips, "getdagtips")
-	if !slices.Equal(tips.Tips, hashStrings(st.Tips)) || tips.MaxHeight != st.MaxHeight || tips.BlkCount != st.Count ||
+	if !slices.Equal(tips.Tips, dag.HashStrings(st.Tips)) || tips.MaxHeight != st.MaxHeight || tips.BlkCount != st.Count ||
 		tips.MinHeight > tips.MaxHeight || tips.TotalWork != d.TotalWork().Text(16) || tips.BlueWork != st.BlueWork.Text(16) ||
 		tips.VirtualSelectedParent != d.Virtual().SelectedParent.String() {
 		t.Errorf("getdagtips: %+v, status %+v", tips, st)
@@ -288,7 +288,7 @@ func TestGHOSTDAGMethods(t *testing.T) {
 	e.ok(t, &info, "getblockdaginfo")
 	if info.Network != "regtest" || info.Blocks != d.Count() || info.K != 18 || info.MergeSetSizeLimit != 180 ||
 		info.VirtualSelectedParent != v.SelectedParent.String() || info.BlueScore != v.BlueScore ||
-		info.BlueWork != v.BlueWork.Text(16) || info.DAAScore != v.PastSize || !slices.Equal(info.VirtualParents, hashStrings(v.Parents)) ||
+		info.BlueWork != v.BlueWork.Text(16) || info.DAAScore != v.PastSize || !slices.Equal(info.VirtualParents, dag.HashStrings(v.Parents)) ||
 		info.Bits != fmt.Sprintf("%08x", v.Bits) || len(info.Tips) == 0 {
 		t.Errorf("getblockdaginfo %+v, virtual %+v", info, v)
 	}

@@ -87,7 +87,7 @@ func (n *node) publishBlock(b *dag.Block, hash dag.Hash, from peer.ID, source st
 	at := time.Now()
 	n.ui.Publish(func() ui.Block {
 		out := ui.Block{
-			Hash: hash.String(), Parents: hashStrings(b.Header.Parents), Time: b.Header.Timestamp,
+			Hash: hash.String(), Parents: dag.HashStrings(b.Header.Parents), Time: b.Header.Timestamp,
 			Miner: addrString(b.Body.MinerAddr), Source: source, Arrived: at.UnixMilli(),
 		}
 		if from != "" {
@@ -120,14 +120,6 @@ func (s uiSource) Colours(hashes []string) []ui.Colour {
 	return out
 }
 
-func hashStrings(hs []dag.Hash) []string {
-	out := make([]string, len(hs))
-	for i, h := range hs {
-		out[i] = h.String()
-	}
-	return out
-}
-
 // uiSource adapts the node's parts to the dashboard.
 type uiSource struct {
 	n       *node
@@ -138,7 +130,7 @@ func (s uiSource) Status() ui.Status {
 	st := s.n.dag.Status()
 	return ui.Status{
 		Network: s.n.cfg.params.Name, PeerID: s.n.host.ID().String(), Version: version, Started: s.started.UnixMilli(),
-		Blocks: st.Count, MaxHeight: st.MaxHeight, Tips: hashStrings(st.Tips),
+		Blocks: st.Count, MaxHeight: st.MaxHeight, Tips: dag.HashStrings(st.Tips),
 	}
 }
 
@@ -252,7 +244,7 @@ func (s uiSource) RecentBlocks(limit int) []ui.Block {
 		if !ok {
 			continue
 		}
-		b := ui.Block{Hash: h.String(), Parents: hashStrings(info.Parents), Height: info.Height, Time: info.Timestamp, Source: ui.SourceStored,
+		b := ui.Block{Hash: h.String(), Parents: dag.HashStrings(info.Parents), Height: info.Height, Time: info.Timestamp, Source: ui.SourceStored,
 			Colour: uiColour(info.IsBlue, info.IsInChain, info.BlueScore)}
 		if blk, err := d.Block(ctx, h); err == nil {
 			b.Miner = addrString(blk.Body.MinerAddr)
@@ -273,9 +265,9 @@ func (s uiSource) BlockDetails(hash string) (ui.BlockDetails, bool) {
 		return ui.BlockDetails{}, false
 	}
 	out := ui.BlockDetails{
-		Block: ui.Block{Hash: hash, Parents: hashStrings(info.Parents), Height: info.Height, Time: info.Timestamp,
+		Block: ui.Block{Hash: hash, Parents: dag.HashStrings(info.Parents), Height: info.Height, Time: info.Timestamp,
 			Source: ui.SourceStored, Colour: uiColour(info.IsBlue, info.IsInChain, info.BlueScore)},
-		Children: hashStrings(info.Children), Bits: fmt.Sprintf("%08x", info.Bits),
+		Children: dag.HashStrings(info.Children), Bits: fmt.Sprintf("%08x", info.Bits),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), uiReadTimeout)
 	defer cancel()
