@@ -284,7 +284,8 @@ func (d *DAG) ProcessBlock(ctx context.Context, b *Block) error {
 // is committed, so readers never see a block the store does not hold yet;
 // the call then moves the virtual block once and syncs once.
 func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) []error {
-	return d.processBlocks(ctx, d.checkAll(blocks), true)
+	checked, errs := d.checkAll(blocks)
+	return d.processBlocks(ctx, checked, errs, true)
 }
 
 // CommitBlocks is ProcessBlocks without the wait for stable storage: the
@@ -295,7 +296,8 @@ func (d *DAG) ProcessBlocks(ctx context.Context, blocks []*Block) []error {
 // (TestCrashConsistency). It is for blocks that peers can send again; the
 // caller bounds how long they wait for Sync.
 func (d *DAG) CommitBlocks(ctx context.Context, blocks []*Block) []error {
-	return d.processBlocks(ctx, d.checkAll(blocks), false)
+	checked, errs := d.checkAll(blocks)
+	return d.processBlocks(ctx, checked, errs, false)
 }
 
 // Checked is a block that passed CheckSanity (Check), with its hash and its
@@ -304,7 +306,6 @@ type Checked struct {
 	block *Block
 	hash  Hash
 	raw   []byte // the block's encoding; nil: encode when stored
-	err   error  // CheckSanity's verdict (checkAll only)
 }
 
 // Block returns the block. The caller must not change it.
@@ -334,19 +335,18 @@ func CheckRaw(raw []byte, p *Params, now time.Time) (Checked, error) {
 
 // CommitChecked is CommitBlocks for blocks that passed Check.
 func (d *DAG) CommitChecked(ctx context.Context, blocks []Checked) []error {
-	return d.processBlocks(ctx, blocks, false)
+	return d.processBlocks(ctx, blocks, make([]error, len(blocks)), false)
 }
 
-// checkAll runs CheckSanity on blocks; a block that fails it carries the
-// error.
-func (d *DAG) checkAll(blocks []*Block) []Checked {
-	out := make([]Checked, len(blocks))
+// checkAll runs CheckSanity on blocks: errs[i] is blocks[i]'s verdict.
+func (d *DAG) checkAll(blocks []*Block) (checked []Checked, errs []error) {
+	checked, errs = make([]Checked, len(blocks)), make([]error, len(blocks))
 	now := d.now()
 	for i, b := range blocks {
-		out[i].block = b
-		out[i].hash, out[i].err = CheckSanity(b, d.params, now)
+		checked[i].block = b
+		checked[i].hash, errs[i] = CheckSanity(b, d.params, now)
 	}
-	return out
+	return checked, errs
 }
 
 // Sync waits until every block committed so far is on stable storage. A
@@ -360,12 +360,9 @@ func (d *DAG) Sync(ctx context.Context) error {
 	return nil
 }
 
-func (d *DAG) processBlocks(ctx context.Context, blocks []Checked, durable bool) (errs []error) {
-	errs = make([]error, len(blocks))
-	for i, c := range blocks {
-		errs[i] = c.err
-	}
-
+// processBlocks adds blocks whose errs[i] is nil (errs holds the sanity
+// verdicts and is filled in with the outcomes), syncing if durable.
+func (d *DAG) processBlocks(ctx context.Context, blocks []Checked, errs []error, durable bool) []error {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
 	if d.failed != nil {
@@ -505,10 +502,7 @@ func (d *DAG) CheckBlock(b *Block) (Hash, error) {
 	if err != nil {
 		return hash, err
 	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	_, err = d.checkConnect(hash, b, false, nil)
-	return hash, err
+	return hash, d.CheckConnect(Checked{block: b, hash: hash})
 }
 
 // checkConnect finds the parents, in the index or among pending (blocks
@@ -733,7 +727,12 @@ func (d *DAG) BlockBytes(ctx context.Context, h Hash) ([]byte, error) {
 	if n == nil {
 		return nil, fmt.Errorf("%w %s", ErrUnknownBlock, h)
 	}
-	raw, err := d.store.Get(ctx, blockKey(n.height, h))
+	return d.readBlock(ctx, n.height, h)
+}
+
+// readBlock reads the stored encoding of the block h at height.
+func (d *DAG) readBlock(ctx context.Context, height int64, h Hash) ([]byte, error) {
+	raw, err := d.store.Get(ctx, blockKey(height, h))
 	if err != nil {
 		return nil, fmt.Errorf("dag: reading block %s: %w", h, err)
 	}

@@ -253,9 +253,9 @@ func (d *DAG) BlocksBytes(ctx context.Context, hashes []Hash, fn func(h Hash, ra
 	db, scannable := d.store.(*pebbleds.Datastore)
 	if len(wants) < 2 || !scannable || inRange > rangeScanMax*len(wants) {
 		for _, w := range wants {
-			raw, err := d.store.Get(ctx, blockKey(w.height, hashes[w.i]))
+			raw, err := d.readBlock(ctx, w.height, hashes[w.i])
 			if err != nil {
-				return missing, fmt.Errorf("dag: reading block %s: %w", hashes[w.i], err)
+				return missing, err
 			}
 			if err := fn(hashes[w.i], raw); err != nil {
 				return missing, err
