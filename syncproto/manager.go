@@ -23,7 +23,6 @@ import (
 // DAG is what the sync manager reads from and writes to the DAG. The manager
 // is its only writer.
 type DAG interface {
-	ProcessBlock(ctx context.Context, b *dag.Block) error
 	ProcessBlocks(ctx context.Context, blocks []*dag.Block) []error
 	CommitBlocks(ctx context.Context, blocks []*dag.Block) []error
 	Check(raw []byte) (dag.Checked, error)
@@ -32,7 +31,6 @@ type DAG interface {
 	Status() dag.Status
 	HaveBlock(h dag.Hash) bool
 	BlockInfo(h dag.Hash) (dag.BlockInfo, bool)
-	BlockBytes(ctx context.Context, h dag.Hash) ([]byte, error)
 	BlocksBytes(ctx context.Context, hashes []dag.Hash, fn func(h dag.Hash, raw []byte) error) ([]dag.Hash, error)
 	Locator() []dag.Hash
 	NotInPast(have []dag.Hash, limit int) ([]dag.HashHeight, bool)
@@ -482,6 +480,14 @@ func (m *Manager) add(ctx context.Context, from peer.ID, blocks []*dag.Block) []
 	return errs
 }
 
+// commitChecked commits a peer's blocks that passed dag.Check; storeSyncer
+// syncs them within storeSyncDelay. Only called from the manager loop.
+func (m *Manager) commitChecked(ctx context.Context, blocks []dag.Checked) []error {
+	errs := m.cfg.DAG.CommitChecked(ctx, blocks)
+	m.committedPeerBlocks()
+	return errs
+}
+
 // committedPeerBlocks tells storeSyncer that a peer's blocks were committed.
 func (m *Manager) committedPeerBlocks() {
 	m.unsynced.Store(true)
@@ -532,24 +538,22 @@ func (m *Manager) syncStore(ctx context.Context) {
 // process adds one block and then every orphan it completes; relay is
 // passed to OnAccepted for the block. Only called from the manager loop.
 func (m *Manager) process(ctx context.Context, from peer.ID, b *dag.Block, relay bool) error {
-	return m.settleBlock(ctx, from, b, b.Hash, relay, m.add(ctx, from, []*dag.Block{b})[0])
+	return m.settleBlock(ctx, from, b, b.Hash(), relay, m.add(ctx, from, []*dag.Block{b})[0])
 }
 
 // processChecked is process for a peer's block that passed dag.Check.
 func (m *Manager) processChecked(ctx context.Context, from peer.ID, c dag.Checked, relay bool) error {
-	err := m.cfg.DAG.CommitChecked(ctx, []dag.Checked{c})[0]
-	m.committedPeerBlocks()
-	return m.settleBlock(ctx, from, c.Block(), c.Hash, relay, err)
+	return m.settleBlock(ctx, from, c.Block(), c.Hash(), relay, m.commitChecked(ctx, []dag.Checked{c})[0])
 }
 
-// settleBlock acts on the outcome err of adding b: reports and connects an
-// accepted block, keeps an orphan. Only called from the manager loop.
-func (m *Manager) settleBlock(ctx context.Context, from peer.ID, b *dag.Block, hashOf func() dag.Hash, relay bool, err error) error {
+// settleBlock acts on the outcome err of adding b, whose hash is hash:
+// reports and connects an accepted block, keeps an orphan. Only called from
+// the manager loop.
+func (m *Manager) settleBlock(ctx context.Context, from peer.ID, b *dag.Block, hash dag.Hash, relay bool, err error) error {
 	var mp *dag.MissingParentsError
 	switch {
 	case err == nil:
 		m.accepted.Add(1)
-		hash := hashOf()
 		m.notify(b, hash, from, relay)
 		m.connectOrphans(ctx, hash)
 	case errors.As(err, &mp):
@@ -569,8 +573,7 @@ func (m *Manager) settleBlock(ctx context.Context, from peer.ID, b *dag.Block, h
 // processBatch is process for a peer's checked blocks, with one commit.
 // Only called from the manager loop.
 func (m *Manager) processBatch(ctx context.Context, from peer.ID, blocks []dag.Checked) []error {
-	errs := m.cfg.DAG.CommitChecked(ctx, blocks)
-	m.committedPeerBlocks()
+	errs := m.commitChecked(ctx, blocks)
 	for i, err := range errs {
 		var mp *dag.MissingParentsError
 		switch {

@@ -102,6 +102,13 @@ func newDiskNode(t testing.TB, p *dag.Params, opts ...Option) *testNode {
 
 func newTestNodeOn(t testing.TB, p *dag.Params, store ds.Batching, opts ...Option) *testNode {
 	t.Helper()
+	return newTestNodeWith(t, p, store, nil, opts...)
+}
+
+// newTestNodeWith is newTestNodeOn with OnAccepted set to onAccepted.
+func newTestNodeWith(t testing.TB, p *dag.Params, store ds.Batching,
+	onAccepted func(*dag.Block, dag.Hash, peer.ID, bool), opts ...Option) *testNode {
+	t.Helper()
 	// Identify says "/dagnode/<network>", as dagnode's host does.
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics(),
 		libp2p.ProtocolVersion("/dagnode/"+p.Name))
@@ -113,7 +120,7 @@ func newTestNodeOn(t testing.TB, p *dag.Params, store ds.Batching, opts ...Optio
 		t.Fatal(err)
 	}
 	n := &testNode{h: h, d: d, peers: newRecPeers()}
-	n.m, err = New(Config{Host: h, DAG: d, Peers: n.peers, Logger: quiet}, opts...)
+	n.m, err = New(Config{Host: h, DAG: d, Peers: n.peers, Logger: quiet, OnAccepted: onAccepted}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,32 +333,13 @@ type handoffNode struct {
 
 func newHandoffNode(t *testing.T) *handoffNode {
 	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics(),
-		libp2p.ProtocolVersion("/dagnode/regtest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dag.Open(context.Background(), dssync.MutexWrap(ds.NewMapDatastore()), dag.RegTestParams, dag.WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &handoffNode{testNode: &testNode{h: h, d: d, peers: newRecPeers()}, relay: map[dag.Hash]bool{}}
-	n.m, err = New(Config{Host: h, DAG: d, Peers: n.peers, Logger: quiet,
-		OnAccepted: func(_ *dag.Block, hash dag.Hash, _ peer.ID, relay bool) {
+	n := &handoffNode{relay: map[dag.Hash]bool{}}
+	n.testNode = newTestNodeWith(t, dag.RegTestParams, dssync.MutexWrap(ds.NewMapDatastore()),
+		func(_ *dag.Block, hash dag.Hash, _ peer.ID, relay bool) {
 			n.mu.Lock()
 			n.relay[hash] = relay
 			n.mu.Unlock()
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.m.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		n.m.Close()
-		h.Close()
-	})
+		})
 	return n
 }
 
