@@ -255,10 +255,11 @@ func TestBlocksBytes(t *testing.T) {
 			// sample, and some of each shuffled, with unknown hashes mixed in.
 			var ask []dag.Hash
 			switch lo := rng.IntN(len(blocks) - 500); round % 3 {
-			case 0:
+			case 0: // a run of neighbours, one of them asked twice
 				for _, b := range blocks[lo : lo+1+rng.IntN(499)] {
 					ask = append(ask, b.Hash())
 				}
+				ask = append(ask, ask[rng.IntN(len(ask))])
 			case 1:
 				for range 1 + rng.IntN(50) {
 					ask = append(ask, blocks[rng.IntN(len(blocks))].Hash())

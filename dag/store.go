@@ -264,12 +264,12 @@ func (d *DAG) BlocksBytes(ctx context.Context, hashes []Hash, fn func(h Hash, ra
 		return missing, nil
 	}
 	// One scan over the heights asked; the values are kept (copied: the
-	// iterator reuses its buffers) until each one's turn comes.
-	pos := make(map[Hash]int, len(wants))
-	for k, w := range wants {
-		pos[hashes[w.i]] = k
+	// iterator reuses its buffers) until each one's turn comes. A hash
+	// asked twice is read once and handed over twice.
+	raws := make(map[Hash][]byte, len(wants))
+	for _, w := range wants {
+		raws[hashes[w.i]] = nil
 	}
-	raws := make([][]byte, len(wants))
 	it, err := db.DB.NewIter(&pebble.IterOptions{
 		LowerBound: []byte(hashKey(prefixBlock, lo, ZeroHash)),
 		UpperBound: []byte(hashKey(prefixBlock, hi+1, ZeroHash)),
@@ -278,25 +278,26 @@ func (d *DAG) BlocksBytes(ctx context.Context, hashes []Hash, fn func(h Hash, ra
 		return missing, fmt.Errorf("dag: reading blocks: %w", err)
 	}
 	found := 0
-	for ok := it.First(); ok && found < len(wants); ok = it.Next() {
+	for ok := it.First(); ok && found < len(raws); ok = it.Next() {
 		_, h, err := parseHeightKey(string(it.Key()), prefixBlock)
 		if err != nil {
 			it.Close()
 			return missing, fmt.Errorf("dag: reading blocks: %w", err)
 		}
-		if k, ok := pos[h]; ok && raws[k] == nil {
-			raws[k] = bytes.Clone(it.Value())
+		if raw, wanted := raws[h]; wanted && raw == nil {
+			raws[h] = bytes.Clone(it.Value())
 			found++
 		}
 	}
 	if err := it.Close(); err != nil {
 		return missing, fmt.Errorf("dag: reading blocks: %w", err)
 	}
-	for k, w := range wants {
-		if raws[k] == nil {
-			return missing, fmt.Errorf("dag: reading block %s: %w", hashes[w.i], ds.ErrNotFound)
+	for _, w := range wants {
+		h := hashes[w.i]
+		if raws[h] == nil {
+			return missing, fmt.Errorf("dag: reading block %s: %w", h, ds.ErrNotFound)
 		}
-		if err := fn(hashes[w.i], raws[k]); err != nil {
+		if err := fn(h, raws[h]); err != nil {
 			return missing, err
 		}
 	}
