@@ -59,7 +59,10 @@
 // # Validation and errors
 //
 // CheckSanity runs the context-free rules (cheap: gossip validators call it
-// inline); ProcessBlock adds the rules that need the parents. The outcome is
+// inline); ProcessBlock adds the rules that need the parents. A block from
+// the network is decoded and sanity-checked once where it arrives (CheckRaw,
+// DAG.Check): the Checked value keeps its hash and bytes, CheckConnect runs
+// the rules that need the DAG, and CommitChecked stores those very bytes. The outcome is
 // typed: a *RuleError with an ErrorCode for an invalid block (the sender
 // misbehaved); a *MissingParentsError for an orphan (not a rule violation:
 // fetch the parents and try again); ErrDuplicateBlock for a known block.

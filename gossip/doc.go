@@ -22,14 +22,15 @@
 //
 // The validator runs asynchronously (each validation in a goroutine of its
 // own, so one that waits delays only its own block), checks cheap things
-// first and maps every outcome in one function (classify). Submit must not
-// wait for the disk or the DAG's writer: the node checks the block against
-// the DAG and queues it for the writer.
+// first and maps every outcome in one function (classify). It decodes and
+// sanity-checks a block once (dag.CheckRaw) and hands Submit the checked
+// block. Submit must not wait for the disk or the DAG's writer: the node
+// checks the block against the DAG and queues it for the writer.
 //
 //	message / outcome                               decision  counter    penalise
 //	sent by ourselves (Publish)                     Accept    -          -
-//	undecodable (dag.DecodeBlock error)             Reject    rejected   yes
-//	dag.CheckSanity rule error                      Reject    rejected   yes
+//	undecodable (dag.CheckRaw: decode error)        Reject    rejected   yes
+//	dag.CheckRaw: dag.CheckSanity rule error        Reject    rejected   yes
 //	  ... except dag.ErrTimeTooNew (clock skew)     Ignore    ignored    no
 //	already in the DAG (Chain.HaveBlock)            Ignore    duplicate  no
 //	Submit: nil (valid, handed to the DAG's writer) Accept    accepted   -
