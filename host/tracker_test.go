@@ -178,7 +178,15 @@ func TestBanOnRuleError(t *testing.T) {
 	for _, code := range []int{multiaddr.P_TCP, multiaddr.P_QUIC_V1} {
 		refused := a.tr.Stats().Refused
 		connect(b.h, a.h, addrInfo(t, a.h, code))
-		waitFor(t, "a refuses b", func() bool { return a.tr.Stats().Refused > refused })
+		// A dial that fails before it reaches a (a fault of the loaded
+		// machine, seen once in the full suite) is made again.
+		waitFor(t, "a refuses b", func() bool {
+			if a.tr.Stats().Refused > refused {
+				return true
+			}
+			connect(b.h, a.h, addrInfo(t, a.h, code))
+			return a.tr.Stats().Refused > refused
+		})
 		if a.h.Network().Connectedness(b.h.ID()) != network.NotConnected {
 			t.Errorf("transport %d: a accepted a banned peer", code)
 		}
